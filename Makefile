@@ -1,0 +1,38 @@
+# mrparotid: `make test` (install + tests), `make demo` (install + phantom + short fit + diagnose).
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch: the CPU build where no NVIDIA GPU is present, the normal (CUDA) wheel where one is.
+# Elsewhere, point TORCH_INDEX_URL at a CPU wheel index to avoid the CUDA download.
+TORCH_CPU_VERSION ?= 2.13.0
+TORCH_INDEX_URL ?=
+DEMO_DIR ?= demo
+DEMO_EPOCHS ?= 12
+
+.PHONY: install test test-fast demo bench clean
+
+install:
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		echo "NVIDIA GPU found: installing the standard torch wheel"; \
+		$(PIP) install -q "torch>=2.1"; \
+	else \
+		echo "no GPU: installing the CPU build of torch $(TORCH_CPU_VERSION)"; \
+		$(PIP) install -q "torch==$(TORCH_CPU_VERSION)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)); \
+	fi
+	$(PIP) install -q -e ".[test]"
+
+test: install
+	$(PYTHON) -m pytest -q
+
+test-fast: install
+	$(PYTHON) -m pytest -q -m "not slow"
+
+demo: install
+	$(PYTHON) tools/demo.py --dir $(DEMO_DIR) --epochs $(DEMO_EPOCHS)
+
+bench: install
+	$(PYTHON) tools/bench.py data
+	$(PYTHON) tools/bench.py train
+	$(PYTHON) tools/bench.py diagnose
+
+clean:
+	rm -rf $(DEMO_DIR) runs .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from mrparotid.cli import main
+
+sys.exit(main())

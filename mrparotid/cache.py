@@ -1,0 +1,180 @@
+"""Prepared crops on disk, one ``.npz`` per patient, keyed by everything that made them.
+
+The key hashes the manifest row, the input files' names, sizes and mtimes and the preprocessing
+config (:data:`mrparotid.config.PREPROCESS_KEYS`), so a changed patient or setting re-prepares
+only what changed. Files are written atomically (temp file + rename): an interrupted run never
+leaves a half-written entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mrparotid.config import config_hash, preprocess_config
+from mrparotid.constants import CLASSES, DIAGNOSES, SERIES
+from mrparotid.errors import CohortError, MrParotidError
+from mrparotid.manifest import Manifest, PatientCase, split_patients
+from mrparotid.slices import PatientSlices
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir(manifest: Manifest, cfg: dict) -> Path:
+    if cfg["data"].get("cache_dir"):
+        return Path(cfg["data"]["cache_dir"])
+    return manifest.path.parent / ".mrparotid_cache"
+
+
+def load_patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES):
+    """Patient inputs by name (``PatientFiles``, None), or read from a DICOM study folder
+    (``PatientFiles``, images by role)."""
+    from mrparotid.io import find_patient_files
+
+    try:
+        from mrparotid import study as dicom_study
+    except ImportError:  # pragma: no cover - optional stage
+        dicom_study = None
+    if dicom_study is not None and case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
+        from mrparotid.io import PatientFiles
+
+        images = dicom_study.load_study(case.patient_dir, case.patient_id, require_tumour=require_tumour)
+        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir}), images
+    return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
+                              series=series), None
+
+
+def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
+    return config_hash({"row": case.row(), "files": fingerprint, "pre": preprocess_config(cfg),
+                        "version": CACHE_VERSION}, length=16)
+
+
+def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train") -> PatientSlices:
+    """Read, put on one grid and crop one patient (no caching)."""
+    from mrparotid.grid import build_study
+    from mrparotid.slices import patient_slices
+
+    files, images = load_patient_files(case, require_tumour=mode == "train")
+    study = build_study(files, images)
+    d = cfg["data"]
+    return patient_slices(study, case.diagnosis if mode == "train" or study.tumour is not None else None,
+                          image_size=d["image_size"], margin_mm=float(d["margin_mm"]),
+                          percentiles=tuple(d["percentiles"]), mode=mode)
+
+
+def save_slices(path: Path, slices: PatientSlices, provenance: dict) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, crops=slices.crops, labels=slices.labels, sides=slices.sides,
+             slice_index=slices.slice_index, z_mm=slices.z_mm,
+             provenance=np.array(json.dumps(provenance)))
+    os.replace(tmp, path)
+
+
+def load_slices(path: Path) -> tuple[PatientSlices, dict]:
+    with np.load(path, allow_pickle=False) as z:
+        prov = json.loads(str(z["provenance"]))
+        return PatientSlices(prov["patient_id"], z["crops"], z["labels"], z["sides"],
+                             z["slice_index"], z["z_mm"]), prov
+
+
+@dataclass
+class PreparedCohort:
+    """Cache entries of a cohort: patient id → npz path; the patients that failed."""
+
+    manifest: Manifest
+    cache_dir: Path
+    entries: dict[str, Path] = field(default_factory=dict)
+    bad: list[MrParotidError] = field(default_factory=list)
+    built: int = 0
+
+
+def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = None,
+                   progress: bool = True) -> PreparedCohort:
+    """Build (or reuse) the cached crops of every patient in ``manifest``.
+
+    Raises
+    ------
+    CohortError
+        Some patients failed and ``skip_bad`` is False; every bad patient is named.
+    """
+    from tqdm.auto import tqdm
+
+    skip_bad = cfg["data"]["skip_bad"] if skip_bad is None else skip_bad
+    cache_dir = default_cache_dir(manifest, cfg)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    result = PreparedCohort(manifest, cache_dir)
+    bar = tqdm(manifest.cases, desc="prepare" + (" (SYNTHETIC)" if manifest.synthetic else ""),
+               unit="patient", disable=not progress)
+    for case in bar:
+        bar.set_postfix_str(case.patient_id)
+        try:
+            files, _ = load_patient_files(case, require_tumour=True)
+            key = cache_key(case, _fingerprint(files), cfg)
+            path = cache_dir / f"{_safe(case.patient_id)}__{key}.npz"
+            if not path.exists():
+                slices = prepare_patient(case, cfg)
+                save_slices(path, slices, {"patient_id": case.patient_id, "diagnosis": case.diagnosis,
+                                           "key": key, "preprocess": preprocess_config(cfg),
+                                           "synthetic": manifest.synthetic})
+                result.built += 1
+            result.entries[case.patient_id] = path
+        except MrParotidError as err:
+            result.bad.append(err)
+    if result.bad and not skip_bad:
+        raise CohortError(result.bad)
+    return result
+
+
+def _fingerprint(files) -> list:
+    if "study" in files.paths:
+        root = files.paths["study"]
+        return [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in sorted(root.rglob("*")) if p.is_file()]
+    return files.fingerprint()
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def cohort_table(prepared: PreparedCohort, cfg: dict) -> dict:
+    """Per split: patients per diagnosis and slices per class (the ``prepare --json`` shape)."""
+    d = cfg["data"]
+    ok = [c for c in prepared.manifest.cases if c.patient_id in prepared.entries]
+    splits = split_patients(ok, test_fraction=d["test_fraction"], val_fraction=d["val_fraction"],
+                            seed=d["split_seed"])
+    by_id = prepared.manifest.by_id()
+    table = {}
+    for split, ids in splits.items():
+        slices = dict.fromkeys(CLASSES, 0)
+        diagnoses = dict.fromkeys(DIAGNOSES, 0)
+        for pid in ids:
+            with np.load(prepared.entries[pid]) as z:
+                counts = np.bincount(z["labels"], minlength=len(CLASSES))
+            for c, n in zip(CLASSES, counts):
+                slices[c] += int(n)
+            diagnoses[by_id[pid].diagnosis] += 1
+        table[split] = {"patients": len(ids), "diagnoses": diagnoses, "slices": slices}
+    return {"splits": table, "bad_patients": [str(e) for e in prepared.bad],
+            "synthetic": prepared.manifest.synthetic}
+
+
+def format_table(summary: dict) -> str:
+    """Human table: one row per split, patients per diagnosis and slices per class."""
+    head = ["split", "patients"] + [f"{d[:10]}" for d in DIAGNOSES] + [f"sl:{c[:10]}" for c in CLASSES]
+    rows = [head]
+    for split, s in summary["splits"].items():
+        rows.append([split, str(s["patients"])] + [str(s["diagnoses"][d]) for d in DIAGNOSES]
+                    + [str(s["slices"][c]) for c in CLASSES])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+    if summary.get("synthetic"):
+        lines.insert(0, "SYNTHETIC phantom cohort - not patient data")
+    if summary["bad_patients"]:
+        lines.append(f"{len(summary['bad_patients'])} bad patient(s) left out:")
+        lines += [f"  {b}" for b in summary["bad_patients"]]
+    return "\n".join(lines)

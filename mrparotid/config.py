@@ -1,0 +1,159 @@
+"""Configuration: ``configs/default.yaml`` ← a user config ← command-line overrides.
+
+Overrides follow LightningCLI's dotted style (``--trainer.max_epochs 1 --data.image_size 64``);
+values are parsed as YAML (``--data.channels [T1,T2]``, ``--optim.lr 3e-4``). Unknown keys are an
+error that lists the valid ones, so a typo fails at once rather than mid-run.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mrparotid.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+#: Keys whose values change the prepared crops (and so the cache key).
+PREPROCESS_KEYS = ("image_size", "margin_mm", "percentiles")
+
+SERIES_MASK_CHOICES = ("none", "gland", "tumour")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError("config file not found", path=path,
+                          fix="pass an existing YAML file, e.g. configs/default.yaml") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path,
+                          fix="fix the YAML syntax") from None
+    if not isinstance(data, dict):
+        raise ConfigError("config must be a YAML mapping of sections", path=path,
+                          fix="see configs/default.yaml for the layout")
+    return data
+
+
+def default_config_path() -> Path:
+    return CONFIG_DIR / "default.yaml"
+
+
+def resolve_config_path(name: str | Path) -> Path:
+    """A config given as a path, or as a bare name of a file in ``configs/`` (``paper``)."""
+    path = Path(name)
+    if path.exists():
+        return path
+    candidate = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
+    return candidate if candidate.exists() else path
+
+
+def merge(base: dict, update: dict, *, where: str = "") -> dict:
+    """Deep-merge ``update`` into a copy of ``base``; keys absent from ``base`` are errors."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = f"{where}{key}"
+        if key not in out:
+            valid = ", ".join(sorted(f"{where}{k}" for k in out))
+            raise ConfigError(f"unknown config key {dotted!r}", fix=f"use one of: {valid}")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {dotted!r} must be a mapping",
+                                  fix="see configs/default.yaml")
+            out[key] = merge(out[key], value, where=f"{dotted}.")
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(args: list[str]) -> dict:
+    """``["--trainer.max_epochs", "1", "--data.image_size=64"]`` → nested dict."""
+    nested: dict = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--") or "." not in arg.split("=")[0]:
+            raise ConfigError(f"unrecognised argument {arg!r}",
+                              fix="overrides look like --section.key VALUE, e.g. --trainer.max_epochs 1")
+        if "=" in arg:
+            key, text = arg[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"override {arg} has no value", fix=f"write {arg} VALUE")
+            key, text = arg[2:], args[i + 1]
+            i += 2
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = nested
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(config: str | Path | None = None, overrides: list[str] | dict | None = None) -> dict:
+    """The resolved configuration: defaults, then ``config``, then ``overrides``; validated."""
+    cfg = _read_yaml(default_config_path())
+    if config is not None:
+        cfg = merge(cfg, _read_yaml(resolve_config_path(config)))
+    if overrides:
+        cfg = merge(cfg, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    """Check values that would otherwise fail mid-run."""
+    from mrparotid.constants import parse_channels
+
+    data = cfg["data"]
+    data["channels"] = list(parse_channels(data["channels"]))
+    if data["series_mask"] not in SERIES_MASK_CHOICES:
+        raise ConfigError(f"data.series_mask is {data['series_mask']!r}",
+                          fix=f"use one of {', '.join(SERIES_MASK_CHOICES)}")
+    if not isinstance(data["image_size"], int) or not 16 <= data["image_size"] <= 1024:
+        raise ConfigError(f"data.image_size is {data['image_size']!r}", fix="use an integer in 16..1024")
+    lo, hi = data["percentiles"]
+    if not 0 <= lo < hi <= 100:
+        raise ConfigError(f"data.percentiles is {data['percentiles']!r}",
+                          fix="use [low, high] with 0 <= low < high <= 100")
+    if float(data["margin_mm"]) < 0:
+        raise ConfigError("data.margin_mm is negative", fix="use a margin >= 0 mm")
+    for key in ("test_fraction", "val_fraction"):
+        if not 0 <= float(data[key]) < 1:
+            raise ConfigError(f"data.{key} is {data[key]!r}", fix="use a fraction in [0, 1)")
+    if int(cfg["data"]["batch_size"]) < 1:
+        raise ConfigError("data.batch_size must be >= 1", fix="e.g. --data.batch_size 32")
+    if cfg["optim"]["optimizer"] not in ("adam", "adamw"):
+        raise ConfigError(f"optim.optimizer is {cfg['optim']['optimizer']!r}", fix="use adam or adamw")
+    if cfg["optim"]["scheduler"] not in ("none", "cosine", "paper"):
+        raise ConfigError(f"optim.scheduler is {cfg['optim']['scheduler']!r}",
+                          fix="use none, cosine or paper")
+    if int(cfg["rule"]["malignant_min_slices"]) < 0:
+        raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
+
+
+def preprocess_config(cfg: dict) -> dict:
+    """The part of the config that determines the prepared crops."""
+    return {key: cfg["data"][key] for key in PREPROCESS_KEYS}
+
+
+def config_hash(obj: Any, length: int = 12) -> str:
+    """Stable short hash of a JSON-serialisable object (sorted keys)."""
+    text = json.dumps(obj, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def dump_config(cfg: dict, path: Path) -> None:
+    with open(path, "w") as fh:
+        yaml.safe_dump(cfg, fh, sort_keys=False)

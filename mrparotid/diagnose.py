@@ -1,0 +1,98 @@
+"""Patient folder + checkpoint → slice probabilities → patient decision → report (JSON/text).
+
+Reports carry the patient id from the folder name or manifest, never names or ids from DICOM
+headers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mrparotid.constants import CLASSES, SERIES
+from mrparotid.decide import decide_patient
+from mrparotid.errors import CheckpointError, InputError
+from mrparotid.manifest import PatientCase
+from mrparotid.predict import LoadedModel, predict_probs
+from mrparotid.slices import UNLABELLED, select_channels
+
+
+def diagnose_case(case: PatientCase, loaded: LoadedModel) -> dict:
+    """Predict every gland slice of a patient and apply the patient rule.
+
+    Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
+    (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
+    """
+    from mrparotid.cache import load_patient_files
+    from mrparotid.grid import build_study
+    from mrparotid.slices import patient_slices
+
+    meta = loaded.meta
+    channels = loaded.channels
+    needed = tuple(c for c in channels if c in SERIES)
+    series_mask = meta.get("series_mask", "none")
+    try:
+        files, images = load_patient_files(case, require_tumour=False, series=needed)
+    except InputError as err:
+        if "series found" in err.message:
+            raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
+                                  f"{','.join(channels)}", patient=case.patient_id, path=err.path,
+                                  fix="add the series, or use a checkpoint trained without it "
+                                      "(mrparotid ablate --channels ...)") from None
+        raise
+    study = build_study(files, images)
+    if series_mask == "tumour" and (study.tumour is None or not study.tumour.any()):
+        raise InputError("the checkpoint zeroes the series outside the tumour (series_mask: tumour) "
+                         "but the patient has no tumour mask", patient=case.patient_id,
+                         path=case.patient_dir, fix="add tumour.nii.gz, or use a checkpoint trained "
+                         "with --data.series_mask none")
+    pre = meta["preprocess"]
+    slices = patient_slices(study, case.diagnosis, image_size=int(pre["image_size"]),
+                            margin_mm=float(pre["margin_mm"]), percentiles=tuple(pre["percentiles"]),
+                            mode="all")
+    x = select_channels(slices.crops, channels, series_mask)
+    probs = predict_probs(loaded.model, x)
+    rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
+    decision = decide_patient(probs, rule_n)
+    order = np.lexsort((slices.slice_index, slices.sides))
+    rows = []
+    for i in order:
+        row = {"side": str(slices.sides[i]), "index": int(slices.slice_index[i]),
+               "z_mm": round(float(slices.z_mm[i]), 2), "pred": CLASSES[int(probs[i].argmax())],
+               "probs": {c: round(float(p), 4) for c, p in zip(CLASSES, probs[i])}}
+        if slices.labels[i] != UNLABELLED:
+            row["true"] = CLASSES[int(slices.labels[i])]
+        rows.append(row)
+    report = {"patient_id": case.patient_id, "diagnosis": decision.diagnosis, "counts": decision.counts,
+              "slices": rows, "rule": decision.trace,
+              "model": {"checkpoint": str(loaded.path), "channels": list(channels),
+                        "config_hash": meta.get("config_hash")},
+              "synthetic": bool(meta.get("synthetic", False)) or _synthetic_dir(case.patient_dir)}
+    if case.diagnosis:
+        report["true_diagnosis"] = case.diagnosis
+    return report
+
+
+def _synthetic_dir(patient_dir: Path) -> bool:
+    return any((p / "SYNTHETIC.txt").exists() for p in list(Path(patient_dir).parents)[:3])
+
+
+def format_report(report: dict) -> str:
+    """Short human summary: diagnosis, counts, per-slice table."""
+    lines = []
+    if report.get("synthetic"):
+        lines.append("[SYNTHETIC data or model - not a clinical result]")
+    lines.append(f"patient {report['patient_id']}: {report['diagnosis'].replace('_', ' ')}"
+                 + (f"   (manifest: {report['true_diagnosis']})" if report.get("true_diagnosis") else ""))
+    counts = report["counts"]
+    lines.append("slices by predicted class: " + ", ".join(f"{c} {counts[c]}" for c in CLASSES))
+    rule = report["rule"]
+    lines.append(f"rule: > {rule.get('malignant_min_slices')} malignant slices -> malignant; "
+                 f"decided by {rule.get('branch')}")
+    lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} " + " ".join(f"{c[:8]:>8}" for c in CLASSES))
+    for s in report["slices"]:
+        lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} "
+                     + " ".join(f"{s['probs'][c]:>8.3f}" for c in CLASSES))
+    lines.append("research software, not a medical device")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Series and masks onto one grid: the T1 grid, reoriented to the closest axial (LPS) layout.
+
+The reference grid is the T1 grid with its axes permuted/flipped (no interpolation) so that array
+index order is (z, y, x) with x towards patient Left, y towards Posterior and z towards Superior
+(DICOM LPS). Axial slices of the reference are ``volume[k]``. Every other series is resampled onto
+it by physical position (linear), masks by nearest neighbour; voxels outside a series' field of
+view become 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from mrparotid.constants import SERIES
+from mrparotid.errors import InputError
+from mrparotid.io import PatientFiles, read_image
+
+
+@dataclass(frozen=True)
+class Study:
+    """One patient's volumes on the reference grid.
+
+    Arrays are indexed (z, y, x). ``spacing`` is (x, y, z) in mm, ``origin`` the LPS position of
+    voxel (0, 0, 0) in mm and ``direction`` the 3x3 matrix whose columns are the x, y, z axes in
+    LPS, all as in SimpleITK.
+    """
+
+    patient_id: str
+    series: dict[str, np.ndarray]
+    gland: np.ndarray
+    tumour: np.ndarray | None
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.gland.shape
+
+    def index_to_lps(self, zyx: np.ndarray) -> np.ndarray:
+        """(n, 3) voxel indices in (z, y, x) order → (n, 3) LPS positions in mm."""
+        xyz = np.asarray(zyx, dtype=float)[:, ::-1]
+        return np.asarray(self.origin) + (xyz * np.asarray(self.spacing)) @ self.direction.T
+
+    def slice_z_mm(self) -> np.ndarray:
+        """LPS z (mm, towards Superior) of the centre of each axial slice, shape (n_z,)."""
+        nz, ny, nx = self.shape
+        centres = np.stack([np.arange(nz), np.full(nz, (ny - 1) / 2), np.full(nz, (nx - 1) / 2)], 1)
+        return self.index_to_lps(centres)[:, 2]
+
+
+def reference_grid(t1: sitk.Image) -> sitk.Image:
+    """The T1 image with axes permuted/flipped to the closest LPS orientation (values untouched)."""
+    return sitk.DICOMOrient(t1, "LPS")
+
+
+def resample_onto(image: sitk.Image, reference: sitk.Image, *, is_mask: bool) -> sitk.Image:
+    """Resample ``image`` onto ``reference``'s grid by physical position (0 outside its FOV)."""
+    interp = sitk.sitkNearestNeighbor if is_mask else sitk.sitkLinear
+    return sitk.Resample(image, reference, sitk.Transform(), interp, 0.0, sitk.sitkFloat32)
+
+
+def coverage(image: sitk.Image, reference: sitk.Image) -> float:
+    """Fraction of reference voxel centres that fall inside ``image``'s field of view."""
+    ones = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
+    ones.CopyInformation(image)
+    inside = sitk.Resample(ones, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                           sitk.sitkUInt8)
+    return float(sitk.GetArrayViewFromImage(inside).mean())
+
+
+def geometry_line(role: str, image: sitk.Image) -> str:
+    """One line describing an image's grid: size, spacing (mm), origin (LPS mm), direction."""
+    d = np.round(np.array(image.GetDirection()).reshape(3, 3), 3).tolist()
+    sp = ", ".join(f"{s:.3g}" for s in image.GetSpacing())
+    org = ", ".join(f"{o:.1f}" for o in image.GetOrigin())
+    return f"{role}: size {image.GetSize()} spacing ({sp}) mm origin ({org}) direction {d}"
+
+
+def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None) -> Study:
+    """Read a patient's files (or take already-read ``images``) and bring all onto the T1 grid.
+
+    Raises
+    ------
+    InputError
+        A series or mask that does not overlap the T1 field of view, or an empty gland mask.
+    """
+    pid = files.patient_id
+    if images is None:
+        images = {role: read_image(path, patient=pid) for role, path in files.paths.items()}
+    reference = reference_grid(images["T1"])
+    series = {"T1": sitk.GetArrayFromImage(reference).astype(np.float32)}
+    for role in SERIES[1:]:
+        if role not in images:
+            continue
+        if coverage(images[role], reference) == 0.0:
+            raise InputError(f"{role} does not overlap the T1 field of view "
+                             f"({geometry_line(role, images[role])}; "
+                             f"{geometry_line('T1', images['T1'])})", patient=pid,
+                             path=_where(files, role), fix="check that both series come from the "
+                             "same study and that their origins/orientations were exported")
+        series[role] = sitk.GetArrayFromImage(resample_onto(images[role], reference, is_mask=False))
+    masks = {}
+    for role in ("gland", "tumour"):
+        if role not in images:
+            continue
+        source_nonzero = bool(sitk.GetArrayViewFromImage(images[role]).any())
+        arr = sitk.GetArrayFromImage(resample_onto(images[role], reference, is_mask=True))
+        arr = np.rint(arr).clip(0, 255).astype(np.uint8)
+        if source_nonzero and not arr.any():
+            raise InputError(f"{role} mask does not overlap the T1 field of view", patient=pid,
+                             path=_where(files, role), fix="export the mask on the grid of one "
+                             "of the patient's series (same study, same frame of reference)")
+        masks[role] = arr
+    if not masks["gland"].any():
+        raise InputError("gland mask is empty", patient=pid, path=_where(files, "gland"),
+                         fix="contour the parotid glands (nonzero = gland)")
+    direction = np.array(reference.GetDirection(), dtype=float).reshape(3, 3)
+    return Study(pid, series, masks["gland"], masks.get("tumour"), tuple(reference.GetSpacing()),
+                 tuple(reference.GetOrigin()), direction)
+
+
+def _where(files: PatientFiles, role: str) -> Path:
+    return files.paths.get(role, files.patient_dir)

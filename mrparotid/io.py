@@ -1,0 +1,165 @@
+"""Patient folder → its series and masks as SimpleITK images (LPS world coordinates, mm).
+
+The folder layout is the contract users follow (README, "Data layout"):
+
+- three series, each one image file (``.nii``, ``.nii.gz``, ``.nrrd``, ``.mha``, ``.mhd``) or a
+  folder holding the DICOM files of that one series, named (any letter case)
+  ``T1``/``T1W``; ``CE-T1``/``CE_T1``/``T1C``/``T1CE``/``T1+C``; ``T2``/``T2W``;
+- ``parotid.*`` (``gland.*``, ``parotid_mask.*``): nonzero = parotid gland (1/2 may mark sides);
+- ``tumor.*`` (``tumour.*``, ``lesion.*``): nonzero = tumour; required to train.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from mrparotid.errors import InputError
+
+IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+#: Role → accepted names (upper case, without suffix).
+ROLE_NAMES: dict[str, tuple[str, ...]] = {
+    "T1": ("T1", "T1W"),
+    "CE-T1": ("CE-T1", "CE_T1", "T1C", "T1CE", "T1+C"),
+    "T2": ("T2", "T2W"),
+    "gland": ("PAROTID", "GLAND", "PAROTID_MASK"),
+    "tumour": ("TUMOR", "TUMOUR", "LESION"),
+}
+MASK_ROLES = ("gland", "tumour")
+SERIES_ROLES = ("T1", "CE-T1", "T2")
+
+
+@dataclass(frozen=True)
+class PatientFiles:
+    """Where one patient's inputs are. ``paths`` maps role → file or DICOM folder."""
+
+    patient_id: str
+    patient_dir: Path
+    paths: dict[str, Path] = field(default_factory=dict)
+
+    def fingerprint(self) -> list[tuple[str, str, int, int]]:
+        """(role, name, size in bytes, mtime in ns) of every input file, for cache keys."""
+        rows = []
+        for role in sorted(self.paths):
+            path = self.paths[role]
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            for f in files:
+                st = f.stat()
+                rows.append((role, str(f.relative_to(self.patient_dir)), st.st_size, st.st_mtime_ns))
+        return rows
+
+
+def _strip_suffix(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in IMAGE_SUFFIXES:
+        if lower.endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def role_of(path: Path) -> str | None:
+    """Role (``T1``, ``CE-T1``, ``T2``, ``gland``, ``tumour``) that a file or folder name gives.
+
+    >>> role_of(Path("t1+c.nii.gz")), role_of(Path("Tumour.nrrd")), role_of(Path("notes.txt"))
+    ('CE-T1', 'tumour', None)
+    """
+    stem = path.name if path.is_dir() else _strip_suffix(path.name)
+    if stem is None:
+        return None
+    key = stem.upper()
+    for role, names in ROLE_NAMES.items():
+        if key in names:
+            # masks are files only; a folder named like a mask is not a DICOM series
+            if path.is_dir() and role in MASK_ROLES:
+                return None
+            return role
+    return None
+
+
+def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
+                       require_tumour: bool = False,
+                       series: tuple[str, ...] = SERIES_ROLES) -> PatientFiles:
+    """Find the series and masks in ``patient_dir`` by name.
+
+    ``series`` lists the series that must be present (T1, the reference grid, always is).
+
+    Raises
+    ------
+    InputError
+        Folder missing or empty, a series or the gland mask missing, two entries for one role,
+        or (``require_tumour``) the tumour mask missing.
+    """
+    patient_dir = Path(patient_dir)
+    pid = patient_id or patient_dir.name
+    if not patient_dir.is_dir():
+        raise InputError("patient folder not found", patient=pid, path=patient_dir,
+                         fix="check patient_dir in the manifest (relative to the manifest file)")
+    entries = sorted(patient_dir.iterdir())
+    if not entries:
+        raise InputError("patient folder is empty", patient=pid, path=patient_dir,
+                         fix="put T1, CE-T1, T2 and parotid/tumour masks in it (see README)")
+    found: dict[str, list[Path]] = {}
+    for entry in entries:
+        role = role_of(entry)
+        if role is not None:
+            found.setdefault(role, []).append(entry)
+    for role, paths in found.items():
+        if len(paths) > 1:
+            names = ", ".join(p.name for p in paths)
+            raise InputError(f"{len(paths)} entries match the {role} role ({names})", patient=pid,
+                             path=paths[1], fix="keep exactly one and rename or move the others")
+    required = ["T1"] + [r for r in series if r != "T1"] + ["gland"] + (["tumour"] if require_tumour else [])
+    for role in required:
+        if role not in found:
+            names = "/".join(n.lower() if role in MASK_ROLES else n for n in ROLE_NAMES[role])
+            raise InputError(f"no {role} {'mask' if role in MASK_ROLES else 'series'} found",
+                             patient=pid, path=patient_dir / names.split("/")[0],
+                             fix=f"add one named {names} (file .nii/.nii.gz/.nrrd/.mha/.mhd"
+                                 + (")" if role in MASK_ROLES else " or a DICOM folder)"))
+    return PatientFiles(pid, patient_dir, {role: paths[0] for role, paths in found.items()})
+
+
+def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
+    """Read one series or mask (file or DICOM folder) as a 3-D float32 image, LPS mm geometry.
+
+    Raises
+    ------
+    InputError
+        Unreadable/truncated file, not 3-D, or non-finite voxel values.
+    """
+    from mrparotid.dicom import read_dicom_series
+
+    path = Path(path)
+    if path.is_dir():
+        image = read_dicom_series(path, patient=patient)
+    else:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            reason = _short_reason(exc)
+            raise InputError(f"cannot read the image ({reason})", patient=patient, path=path,
+                             fix="re-export it (the file may be truncated or not an image)") from None
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"expected a 3-D scalar volume, got {image.GetDimension()}-D with "
+                         f"{image.GetNumberOfComponentsPerPixel()} component(s)", patient=patient,
+                         path=path, fix="export a single 3-D volume per series")
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    values = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(values).all():
+        n_bad = int((~np.isfinite(values)).sum())
+        raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
+                         fix="re-export the series; NaN/inf are not valid MR intensities")
+    return image
+
+
+def _short_reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    m = re.search(r"(Unable to determine ImageIO reader[^.]*|[^:]*error[^:]*)", text, re.I)
+    return (m.group(1) if m else text)[:120].strip()

@@ -1,0 +1,173 @@
+"""Cohort manifest (CSV) → patient cases, with leakage and duplicate checks.
+
+Format, one patient a row (lines starting with ``#`` are comments)::
+
+    patient_id,diagnosis,patient_dir[,split][,center]
+    P001,pleomorphic_adenoma,patients/P001,train,A
+
+``diagnosis`` ∈ {pleomorphic_adenoma, warthin, malignant}; ``split`` ∈ {train, val, test} or empty;
+``patient_dir`` is relative to the manifest file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrparotid.constants import DIAGNOSES
+from mrparotid.errors import ManifestError
+
+SPLITS = ("train", "val", "test")
+REQUIRED_COLUMNS = ("patient_id", "diagnosis", "patient_dir")
+SYNTHETIC_MARK = "SYNTHETIC"
+
+
+@dataclass(frozen=True)
+class PatientCase:
+    """One manifest row. ``patient_dir`` is absolute; ``split`` is None when not given."""
+
+    patient_id: str
+    diagnosis: str
+    patient_dir: Path
+    split: str | None = None
+    center: str | None = None
+
+    def row(self) -> dict:
+        """The row as written in the manifest (used in cache keys)."""
+        return {"patient_id": self.patient_id, "diagnosis": self.diagnosis,
+                "patient_dir": str(self.patient_dir), "split": self.split, "center": self.center}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    cases: tuple[PatientCase, ...]
+    synthetic: bool = False
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def by_id(self) -> dict[str, PatientCase]:
+        return {c.patient_id: c for c in self.cases}
+
+
+def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
+    """Read and validate a manifest.
+
+    Raises
+    ------
+    ManifestError
+        Missing file or columns, unknown diagnosis or split, duplicate ``patient_id``, or (with
+        ``check_dirs``) a ``patient_dir`` that does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError("manifest not found", path=path,
+                            fix="pass a CSV with columns patient_id,diagnosis,patient_dir[,split][,center]")
+    text = path.read_text()
+    synthetic = any(line.startswith("#") and SYNTHETIC_MARK in line.upper()
+                    for line in text.splitlines())
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    reader = csv.DictReader(_io.StringIO("\n".join(lines)))
+    columns = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise ManifestError(f"missing column(s) {', '.join(missing)}", path=path,
+                            fix="the header must be patient_id,diagnosis,patient_dir[,split][,center]")
+    cases, seen = [], {}
+    for lineno, raw in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        pid = row["patient_id"]
+        where = f"{path.name} row {lineno}"
+        if not pid:
+            raise ManifestError(f"{where}: empty patient_id", path=path, fix="give every row an id")
+        if pid in seen:
+            raise ManifestError(f"duplicate patient_id (rows {seen[pid]} and {lineno})", patient=pid,
+                                path=path, fix="give each patient one row with a unique id")
+        seen[pid] = lineno
+        diagnosis = row["diagnosis"].lower()
+        if diagnosis not in DIAGNOSES:
+            raise ManifestError(f"{where}: unknown diagnosis {row['diagnosis']!r}", patient=pid,
+                                path=path, fix=f"use one of {', '.join(DIAGNOSES)}")
+        split = row.get("split", "").lower() or None
+        if split is not None and split not in SPLITS:
+            raise ManifestError(f"{where}: unknown split {row['split']!r}", patient=pid, path=path,
+                                fix="use train, val, test or leave it empty")
+        patient_dir = (path.parent / row["patient_dir"]).resolve()
+        if check_dirs and not patient_dir.is_dir():
+            raise ManifestError("patient_dir missing", patient=pid, path=patient_dir,
+                                fix=f"fix patient_dir in {path.name} row {lineno} "
+                                    "(it is relative to the manifest file)")
+        cases.append(PatientCase(pid, diagnosis, patient_dir, split, row.get("center") or None))
+    if not cases:
+        raise ManifestError("manifest lists no patients", path=path, fix="add one row per patient")
+    return Manifest(path.resolve(), tuple(cases), synthetic)
+
+
+def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None = None) -> None:
+    """Write cases with ``patient_dir`` relative to the manifest's folder."""
+    path = Path(path)
+    with open(path, "w", newline="") as fh:
+        if comment:
+            for line in comment.splitlines():
+                fh.write(f"# {line}\n")
+        writer = csv.writer(fh)
+        writer.writerow(["patient_id", "diagnosis", "patient_dir", "split", "center"])
+        for c in cases:
+            rel = Path(c.patient_dir).resolve().relative_to(path.parent.resolve())
+            writer.writerow([c.patient_id, c.diagnosis, rel.as_posix(), c.split or "", c.center or ""])
+
+
+def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_fraction: float = 0.1,
+                   val_fraction: float = 0.1, seed: int = 42) -> dict[str, list[str]]:
+    """Patient-level split: the manifest's ``split`` where given, else seeded and stratified.
+
+    Patients without a split are shuffled per diagnosis with ``seed``; ``test_fraction`` of each
+    diagnosis go to test, then ``val_fraction`` of the rest to val (rounded, at least one patient
+    per split when the diagnosis has three or more patients and the fraction is > 0).
+
+    Returns
+    -------
+    dict
+        ``{"train": [ids], "val": [ids], "test": [ids]}``; no id appears twice (asserted).
+    """
+    splits: dict[str, list[str]] = {s: [] for s in SPLITS}
+    todo: dict[str, list[str]] = {}
+    for c in cases:
+        if c.split:
+            splits[c.split].append(c.patient_id)
+        else:
+            todo.setdefault(c.diagnosis, []).append(c.patient_id)
+    rng = np.random.default_rng(seed)
+    for diagnosis in sorted(todo):
+        ids = sorted(todo[diagnosis])
+        rng.shuffle(ids)
+        n_test = _share(len(ids), test_fraction)
+        n_val = _share(len(ids) - n_test, val_fraction)
+        splits["test"] += ids[:n_test]
+        splits["val"] += ids[n_test:n_test + n_val]
+        splits["train"] += ids[n_test + n_val:]
+    assert_disjoint(splits)
+    return {k: sorted(v) for k, v in splits.items()}
+
+
+def _share(n: int, fraction: float) -> int:
+    if fraction <= 0 or n == 0:
+        return 0
+    k = int(round(n * fraction))
+    return max(k, 1) if n >= 3 else k
+
+
+def assert_disjoint(splits: dict[str, list[str]]) -> None:
+    """Raise if any patient is in two splits (or twice in one)."""
+    seen: dict[str, str] = {}
+    for name, ids in splits.items():
+        for pid in ids:
+            if pid in seen:
+                raise AssertionError(f"patient {pid} is in split {seen[pid]!r} and {name!r}: "
+                                     "patient-level leakage")
+            seen[pid] = name

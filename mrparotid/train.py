@@ -1,0 +1,344 @@
+"""``fit``, ``ablate`` and cross-validation: run folders, checkpoints, test predictions.
+
+A run folder holds ``config.yaml`` (resolved, with git hash), ``checkpoints/best.ckpt`` and
+``checkpoints/last.ckpt``, ``metrics.csv`` (Lightning's CSV logger), ``predictions_test.csv`` /
+``predictions_val.csv`` (the evaluation format) and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from mrparotid import __version__
+from mrparotid.config import config_hash, dump_config, preprocess_config
+from mrparotid.constants import CHANNELS, CLASSES, SERIES
+from mrparotid.errors import ManifestError
+from mrparotid.manifest import Manifest, read_manifest
+from mrparotid.predict import FORMAT
+
+RUN_DIR_ENV = "MRPAROTID_RUN_DIR"
+
+
+def mrparotid_home() -> Path:
+    return Path(os.environ.get("MRPAROTID_HOME", Path.home() / ".cache" / "mrparotid"))
+
+
+def default_manifest(cfg: dict, *, progress: bool = True) -> Path:
+    """The manifest to use: ``data.manifest``, else the embedded SYNTHETIC phantom cohort
+    (written under ``$MRPAROTID_HOME`` on first use)."""
+    if cfg["data"].get("manifest"):
+        return Path(cfg["data"]["manifest"])
+    from mrparotid.phantom import make_cohort
+
+    n = int(cfg["data"]["phantom_patients"])
+    root = mrparotid_home() / f"phantom-{n}"
+    manifest = root / "manifest.csv"
+    if not manifest.exists():
+        print(f"making the embedded SYNTHETIC phantom cohort ({n} patients) in {root}")
+        make_cohort(root, n, seed=0, progress=progress)
+    return manifest
+
+
+def resolve_run_dir(out_dir: str | Path | None) -> Path:
+    """``out_dir``, else ``runs/<timestamp>``; shared with DDP worker processes via the env."""
+    if out_dir is None:
+        out_dir = os.environ.get(RUN_DIR_ENV) or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    os.environ[RUN_DIR_ENV] = str(out_dir)
+    return Path(out_dir)
+
+
+def git_hash() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def checkpoint_meta(cfg: dict, synthetic: bool) -> dict:
+    return {"format": FORMAT, "version": __version__, "channels": list(cfg["data"]["channels"]),
+            "series_mask": cfg["data"]["series_mask"], "model": dict(cfg["model"]),
+            "preprocess": preprocess_config(cfg), "rule": dict(cfg["rule"]),
+            "classes": list(CLASSES), "config_hash": config_hash(cfg), "synthetic": synthetic}
+
+
+def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
+    """Rows of the predictions CSV format (see :mod:`mrparotid.evaluate`)."""
+    rows = []
+    for i in range(len(probs)):
+        y = int(split_data.y[i])
+        row = {"patient_id": split_data.patient_id[i], "side": str(split_data.side[i]),
+               "index": int(split_data.index[i]), "true": CLASSES[y] if y >= 0 else "",
+               "pred": CLASSES[int(np.argmax(probs[i]))]}
+        row.update({f"p_{c}": float(p) for c, p in zip(CLASSES, probs[i])})
+        rows.append(row)
+    return rows
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    import csv
+
+    cols = ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
+    """Slice accuracy and rule-based patient accuracy of prediction rows."""
+    from mrparotid.decide import decide_patient
+
+    if not rows:
+        return {"slices": 0, "slice_accuracy": None, "patients": 0, "patient_accuracy": None}
+    acc = float(np.mean([r["true"] == r["pred"] for r in rows]))
+    by_patient: dict[str, list[dict]] = {}
+    for r in rows:
+        by_patient.setdefault(r["patient_id"], []).append(r)
+    correct, decided = 0, 0
+    for pid, prs in by_patient.items():
+        truth = {r["true"] for r in prs} - {"no_tumour", ""}
+        if len(truth) != 1:
+            continue
+        probs = np.array([[r[f"p_{c}"] for c in CLASSES] for r in prs])
+        decided += 1
+        correct += decide_patient(probs, malignant_min_slices).diagnosis == truth.pop()
+    return {"slices": len(rows), "slice_accuracy": acc, "patients": decided,
+            "patient_accuracy": correct / decided if decided else None}
+
+
+def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | None = None,
+        splits: dict[str, list[str]] | None = None, progress: bool = True,
+        evaluate: bool = True) -> dict:
+    """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    from mrparotid.datamodule import ParotidDataModule
+    from mrparotid.lit_module import SliceClassifier, class_weights_from
+    from mrparotid.predict import load_checkpoint, predict_probs
+
+    manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
+    mf = read_manifest(manifest_path, check_dirs=False)
+    run_dir = resolve_run_dir(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
+    dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+
+    dm = ParotidDataModule(cfg, mf, splits=splits, progress=progress)
+    dm.prepare_data()
+    dm.setup("fit")
+    weights = class_weights_from(cfg["optim"]["class_weights"], dm.class_counts())
+    module = SliceClassifier(cfg["model"], cfg["optim"], list(dm.channels),
+                             int(cfg["trainer"]["max_epochs"]), weights,
+                             checkpoint_meta(cfg, mf.synthetic))
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
+                           mode="max", save_last=True, auto_insert_metric_name=False)
+    trainer = pl.Trainer(**cfg["trainer"], callbacks=[ckpt], default_root_dir=run_dir,
+                         logger=CSVLogger(save_dir=run_dir, name="", version=""),
+                         enable_progress_bar=progress, enable_model_summary=False)
+    trainer.fit(module, datamodule=dm)
+    has_test = len(dm.data.get("test", [])) > 0
+    if has_test:
+        trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
+    if not trainer.is_global_zero:
+        return {}
+
+    best = Path(ckpt.best_model_path) if ckpt.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+    loaded = load_checkpoint(best)
+    summary = {"run_dir": str(run_dir), "manifest": str(manifest_path), "synthetic": mf.synthetic,
+               "channels": list(dm.channels), "best_checkpoint": str(best),
+               "epochs": int(trainer.current_epoch), "splits": {k: sorted(v) for k, v in dm.splits.items()}}
+    rule_n = int(cfg["rule"]["malignant_min_slices"])
+    for split in ("val", "test"):
+        data = dm.data.get(split)
+        if data is None or len(data) == 0:
+            continue
+        probs = predict_probs(loaded.model, data.x, batch_size=int(cfg["data"]["batch_size"]))
+        rows = prediction_records(data, probs)
+        write_csv(rows, run_dir / f"predictions_{split}.csv")
+        summary[split] = quick_metrics(rows, rule_n)
+    if evaluate and has_test:
+        summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
+    """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``."""
+    try:
+        from mrparotid.evaluate import evaluate_predictions, read_predictions
+    except ImportError:
+        return None
+    val = run_dir / "predictions_val.csv"
+    out = run_dir / "evaluation"
+    evaluate_predictions(read_predictions(run_dir / "predictions_test.csv"), out,
+                         val_preds=read_predictions(val) if val.exists() else None,
+                         malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
+                         synthetic=synthetic, title=f"run {run_dir.name}")
+    return str(out / "report.md")
+
+
+def channel_name(channels) -> str:
+    return "+".join(channels)
+
+
+SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in combinations(SERIES, r)]
+
+
+def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
+           out_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Train and test one model per channel set on the same split; compare them."""
+    from mrparotid.cache import prepare_cohort
+    from mrparotid.manifest import split_patients
+
+    manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
+    mf = read_manifest(manifest_path, check_dirs=False)
+    prepared = prepare_cohort(mf, cfg, progress=progress)
+    d = cfg["data"]
+    ok = [c for c in mf.cases if c.patient_id in prepared.entries]
+    splits = split_patients(ok, test_fraction=d["test_fraction"], val_fraction=d["val_fraction"],
+                            seed=d["split_seed"])
+    if not splits["test"]:
+        raise ManifestError("the manifest gives no test patients; ablate needs them", path=mf.path,
+                            fix="mark some rows split=test, or set --data.test_fraction > 0")
+    out_root = Path(out_dir) if out_dir else Path("runs") / ("ablate-" + time.strftime("%Y%m%d-%H%M%S"))
+    results = []
+    for channels in channel_sets:
+        run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(channels)))
+        name = channel_name(channels)
+        os.environ.pop(RUN_DIR_ENV, None)
+        summary = fit(run_cfg, manifest=manifest_path, out_dir=out_root / name, splits=splits,
+                      progress=progress, evaluate=False)
+        results.append({"name": name, "channels": list(channels), "run_dir": str(out_root / name),
+                        "test": summary.get("test")})
+    table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}
+    table["report"] = ablation_report(out_root, results, mf.synthetic)
+    (out_root / "ablation.json").write_text(json.dumps(table, indent=2, default=str))
+    return table
+
+
+def ablation_report(out_root: Path, results: list[dict], synthetic: bool) -> str | None:
+    """Table-3 style comparison (CSV, Markdown, bar chart) of the runs' test predictions."""
+    try:
+        from mrparotid.evaluate import ablation_table, read_predictions
+    except ImportError:
+        return None
+    runs = [dict(r, preds=read_predictions(Path(r["run_dir"]) / "predictions_test.csv")) for r in results]
+    names = [r["name"] for r in runs]
+    reference = next((n for n in names if all(s in n.split("+") for s in SERIES)), names[-1])
+    ablation_table(runs, reference, out_root, synthetic)
+    return str(out_root / "ablation.md")
+
+
+def with_mask(channel_sets, mask: bool) -> list[tuple[str, ...]]:
+    return [tuple(c for c in CHANNELS if c in s or (mask and c == "mask")) for s in channel_sets]
+
+
+def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
+                   out_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Grouped (by patient), diagnosis-stratified K-fold: per-fold and pooled out-of-fold metrics."""
+    from mrparotid.cache import prepare_cohort
+
+    manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
+    mf = read_manifest(manifest_path, check_dirs=False)
+    prepared = prepare_cohort(mf, cfg, progress=progress)
+    ok = [c for c in mf.cases if c.patient_id in prepared.entries]
+    folds = patient_folds(ok, k, seed=int(cfg["data"]["split_seed"]),
+                          val_fraction=float(cfg["data"]["val_fraction"]))
+    out_root = Path(out_dir) if out_dir else Path("runs") / ("cv-" + time.strftime("%Y%m%d-%H%M%S"))
+    fold_summaries, pooled = [], []
+    for i, splits in enumerate(folds):
+        os.environ.pop(RUN_DIR_ENV, None)
+        s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
+                progress=progress, evaluate=True)
+        fold_summaries.append(s)
+        pooled.append((out_root / f"fold{i + 1}" / "predictions_test.csv").read_text().splitlines())
+    header = pooled[0][0]
+    lines = [header] + [ln for p in pooled for ln in p[1:]]
+    (out_root / "predictions_oof.csv").write_text("\n".join(lines) + "\n")
+    result = {"k": k, "folds": [s.get("test") for s in fold_summaries], "synthetic": mf.synthetic}
+    try:
+        from mrparotid.evaluate import evaluate_predictions, read_predictions, summarise_folds
+
+        fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json").read_text())
+                        for i in range(k)]
+        result["fold_summary"] = summarise_folds(fold_metrics)
+        evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
+                             malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
+                             synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
+    except ImportError:
+        pass
+    (out_root / "cv_summary.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -> list[dict]:
+    """K folds of patients, stratified by diagnosis; each fold's test is one part, val a share
+    of the rest. No patient is in two splits of a fold, and every patient is tested once."""
+    from mrparotid.manifest import _share, assert_disjoint
+
+    if k < 2 or k > len(cases):
+        raise ManifestError(f"--cv {k} needs 2 <= K <= number of patients ({len(cases)})",
+                            fix="choose a smaller K")
+    rng = np.random.default_rng(seed)
+    parts: list[list[str]] = [[] for _ in range(k)]
+    offset = 0
+    for diagnosis in sorted({c.diagnosis for c in cases}):
+        ids = sorted(c.patient_id for c in cases if c.diagnosis == diagnosis)
+        rng.shuffle(ids)
+        for j, pid in enumerate(ids):
+            parts[(j + offset) % k].append(pid)
+        offset += len(ids)
+    folds = []
+    for i in range(k):
+        rest = sorted(p for j, part in enumerate(parts) if j != i for p in part)
+        rng.shuffle(rest)
+        n_val = _share(len(rest), val_fraction)
+        split = {"train": sorted(rest[n_val:]), "val": sorted(rest[:n_val]), "test": sorted(parts[i])}
+        assert_disjoint(split)
+        folds.append(split)
+    return folds
+
+
+def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, *,
+                  progress: bool = True) -> dict:
+    """Run a checkpoint over one split of a cohort (and val, for the soft-vote threshold);
+    write ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
+    checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
+    from mrparotid.datamodule import ParotidDataModule
+    from mrparotid.predict import load_checkpoint, predict_probs
+
+    loaded = load_checkpoint(checkpoint)
+    meta = loaded.meta
+    run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(loaded.channels),
+                                  series_mask=meta.get("series_mask", "none"), **meta["preprocess"]))
+    mf = read_manifest(run_cfg["data"]["manifest"], check_dirs=False)
+    dm = ParotidDataModule(run_cfg, mf, progress=progress)
+    dm.prepare_data()
+    dm.setup("test")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"rule_n": int(meta.get("rule", {}).get("malignant_min_slices", 2)),
+             "synthetic": mf.synthetic or bool(meta.get("synthetic"))}
+    for name, key in ((split, "preds"), ("val", "val")):
+        data = dm.data.get(name)
+        if data is None or len(data) == 0 or (key == "val" and split == "val"):
+            continue
+        rows = prediction_records(data, predict_probs(loaded.model, data.x))
+        write_csv(rows, out_dir / f"predictions_{name}.csv")
+        paths[key] = out_dir / f"predictions_{name}.csv"
+    if "preds" not in paths:
+        raise ManifestError(f"the {split} split has no patients", path=mf.path,
+                            fix="choose another --split or mark rows in the manifest's split column")
+    return paths

@@ -1,0 +1,236 @@
+"""Tests for mrparotid.evaluate on a hand-written predictions CSV with known answers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from mrparotid import evaluate as ev
+from mrparotid.errors import InputError
+
+# 4 patients, 17 slices. P3 has a second (tumour-free) side; P4 has no tumour slice (excluded).
+CSV = """\
+patient_id,side,index,true,pred,p_no_tumour,p_pleomorphic_adenoma,p_warthin,p_malignant
+P1,L,0,no_tumour,no_tumour,0.85,0.05,0.05,0.05
+P1,L,1,malignant,malignant,0.05,0.10,0.05,0.80
+P1,L,2,malignant,malignant,0.05,0.15,0.10,0.70
+P1,L,3,malignant,malignant,0.10,0.10,0.20,0.60
+P1,L,4,malignant,pleomorphic_adenoma,0.05,0.50,0.05,0.40
+P2,R,0,no_tumour,no_tumour,0.90,0.04,0.03,0.03
+P2,R,1,pleomorphic_adenoma,pleomorphic_adenoma,0.05,0.75,0.15,0.05
+P2,R,2,pleomorphic_adenoma,pleomorphic_adenoma,0.05,0.60,0.30,0.05
+P2,R,3,pleomorphic_adenoma,warthin,0.05,0.35,0.55,0.05
+P2,R,4,pleomorphic_adenoma,malignant,0.05,0.30,0.10,0.55
+P3,L,0,warthin,warthin,0.05,0.20,0.70,0.05
+P3,L,1,warthin,pleomorphic_adenoma,0.05,0.50,0.40,0.05
+P3,L,2,warthin,pleomorphic_adenoma,0.05,0.45,0.40,0.10
+P3,L,3,warthin,malignant,0.05,0.20,0.25,0.50
+P3,R,0,no_tumour,no_tumour,0.80,0.05,0.10,0.05
+P4,R,0,no_tumour,no_tumour,0.70,0.10,0.10,0.10
+P4,R,1,no_tumour,warthin,0.30,0.10,0.50,0.10
+"""
+
+# rows true, columns predicted: no_tumour, PA, Warthin, malignant
+CONFUSION = [[4, 0, 1, 0], [0, 2, 1, 1], [0, 2, 1, 1], [0, 1, 0, 3]]
+# view -> (accuracy k/n, sensitivity k/n, specificity k/n)
+VIEWS = {"benign_vs_malignant": ((9, 12), (3, 4), (6, 8)),
+         "pa_vs_warthin": ((3, 8), (2, 4), (1, 4)),
+         "lesion_vs_no_lesion": ((16, 17), (12, 12), (4, 5))}
+
+
+def wilson(k, n, cc=False, z=norm.ppf(0.975)):
+    """Independent closed-form Wilson interval (Newcombe 1998, methods 3 and 4)."""
+    p, c = k / n, (1.0 if cc else 0.0)
+    lo = (2 * n * p + z * z - c - z * math.sqrt(z * z - 2 * c - c / n + 4 * p * (n * (1 - p) + c))) / (2 * (n + z * z))
+    hi = (2 * n * p + z * z + c + z * math.sqrt(z * z + 2 * c - c / n + 4 * p * (n * (1 - p) - c))) / (2 * (n + z * z))
+    if not cc:
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = centre - half, centre + half
+    return p, (0.0 if k == 0 else max(lo, 0.0)), (1.0 if k == n else min(hi, 1.0))
+
+
+def r3(rate: dict) -> tuple:
+    return round(rate["estimate"], 3), round(rate["lo"], 3), round(rate["hi"], 3)
+
+
+@pytest.fixture()
+def csv_path(tmp_path):
+    path = tmp_path / "preds.csv"
+    path.write_text(CSV)
+    return path
+
+
+@pytest.fixture()
+def decide():
+    return pytest.importorskip("mrparotid.decide", reason="mrparotid.decide not written yet")
+
+
+def test_read_write_roundtrip(csv_path, tmp_path):
+    df = ev.read_predictions(csv_path)
+    assert list(df.columns) == list(ev.COLUMNS) and len(df) == 17
+    assert df["index"].dtype == np.int64 and df["p_malignant"].dtype == np.float64
+    out = ev.write_predictions(df.to_dict("records"), tmp_path / "again.csv")
+    pd.testing.assert_frame_equal(ev.read_predictions(out), df)
+
+
+def test_slice_metrics_known_counts(csv_path):
+    sm = ev.slice_metrics(ev.read_predictions(csv_path))
+    assert sm["confusion"] == CONFUSION
+    acc = sm["accuracy"]
+    assert (acc["k"], acc["n"]) == (10, 17)
+    assert r3(acc) == tuple(round(v, 3) for v in wilson(10, 17))
+    assert r3(acc) == (0.588, 0.360, 0.784)
+    for name, ((ak, an), (sk, sn), (pk, pn)) in VIEWS.items():
+        v = sm["binary_views"][name]
+        assert (v["accuracy"]["k"], v["accuracy"]["n"]) == (ak, an)
+        assert (v["sensitivity"]["k"], v["sensitivity"]["n"]) == (sk, sn)
+        assert (v["specificity"]["k"], v["specificity"]["n"]) == (pk, pn)
+        assert r3(v["accuracy"]) == tuple(round(x, 3) for x in wilson(ak, an))
+        assert r3(v["sensitivity"]) == tuple(round(x, 3) for x in wilson(sk, sn, cc=True))
+        assert r3(v["specificity"]) == tuple(round(x, 3) for x in wilson(pk, pn, cc=True))
+    assert sm["binary_views"]["benign_vs_malignant"]["positive"] == "malignant"
+    assert r3(sm["binary_views"]["benign_vs_malignant"]["accuracy"]) == (0.750, 0.468, 0.911)
+    # AUCs are the DeLong/Mann-Whitney values of the probability columns
+    from mrparotid.stats import roc_auc
+    df = ev.read_predictions(csv_path)
+    y = df["true"].map(ev.CLASSES.index).to_numpy()
+    assert sm["auc"]["per_class"]["malignant"]["auc"] == pytest.approx(roc_auc(y == 3, df["p_malignant"]))
+    assert 0.5 < sm["auc"]["micro"]["auc"] <= 1
+
+
+def test_patient_level_rule(csv_path, decide):
+    pm, table = ev.patient_metrics(ev.read_predictions(csv_path))
+    assert pm["excluded_no_tumour_only"] == ["P4"] and pm["n_patients"] == 3
+    rule = pm["rule"]
+    assert rule["table5"] == {"pleomorphic_adenoma": {"patients": 1, "correct": 1},
+                              "warthin": {"patients": 1, "correct": 0},
+                              "benign": {"patients": 2, "correct": 2},
+                              "malignant": {"patients": 1, "correct": 1}}
+    assert (rule["accuracy"]["k"], rule["accuracy"]["n"]) == (2, 3)
+    bvm = rule["benign_vs_malignant"]
+    assert [(bvm[m]["k"], bvm[m]["n"]) for m in ("accuracy", "sensitivity", "specificity")] == [(3, 3), (1, 1), (2, 2)]
+    assert rule["misdiagnosed"] == [{"patient_id": "P3", "true": "warthin", "diagnosis": "pleomorphic_adenoma",
+                                     "counts": {"no_tumour": 1, "pleomorphic_adenoma": 2, "warthin": 1,
+                                                "malignant": 1}}]
+    assert table.set_index("patient_id").loc["P3", "n_slices"] == 5          # both sides
+    assert list(table["rule_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
+    # stricter rule: 3 malignant slices are no longer "more than 3"
+    strict, _ = ev.patient_metrics(ev.read_predictions(csv_path), malignant_min_slices=3)
+    assert strict["rule"]["table5"]["malignant"]["correct"] == 0
+
+
+def test_soft_vote_threshold(csv_path, decide):
+    df = ev.read_predictions(csv_path)
+    pm, table = ev.patient_metrics(df)
+    assert pm["soft_vote"]["threshold"] == 0.5
+    assert table.set_index("patient_id")["mean_p_malignant"].to_dict() == pytest.approx(
+        {"P1": 0.51, "P2": 0.146, "P3": 0.15})
+    assert list(table["soft_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
+    th, source = ev.choose_soft_threshold(df)
+    assert th == pytest.approx((0.15 + 0.51) / 2) and "validation" in source
+    pm_val, _ = ev.patient_metrics(df, val_preds=df)
+    assert pm_val["soft_vote"]["threshold"] == pytest.approx(0.33)
+    only_benign = df[df["patient_id"] != "P1"]
+    assert ev.choose_soft_threshold(only_benign)[0] == 0.5
+
+
+def test_evaluate_writes_everything(csv_path, tmp_path, decide):
+    out = tmp_path / "eval"
+    m = ev.evaluate_predictions(csv_path, out, val_preds=csv_path, synthetic=True, title="toy")
+    for name in ("metrics.json", "confusion.csv", "slice_metrics.csv", "patients.csv",
+                 "confusion.png", "roc.png", "report.md"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["slice"]["confusion"] == CONFUSION and saved["synthetic"] is True
+    assert m["patient"]["rule"]["table5"]["benign"] == {"patients": 2, "correct": 2}
+    report = (out / "report.md").read_text()
+    assert report.splitlines()[0].startswith("> **SYNTHETIC DATA") and "no clinical accuracy" in report
+    assert "![confusion matrix](confusion.png)" in report and "![ROC curves](roc.png)" in report
+    assert "Wilson" in report and "positive class" in report and "| malignant |" in report
+    assert "| lesion |" in report and "| pleomorphic adenoma |" in report
+    assert "P3: true Warthin, called pleomorphic adenoma (1/2/1/1)" in report
+    assert "Excluded from patient level" in report and "P4" in report
+    cm = pd.read_csv(out / "confusion.csv", index_col=0)
+    assert cm.to_numpy().tolist() == CONFUSION
+    plain = ev.evaluate_predictions(csv_path, tmp_path / "plain")
+    assert "SYNTHETIC" not in (tmp_path / "plain" / "report.md").read_text() and plain["synthetic"] is False
+
+
+def test_summarise_folds(csv_path, tmp_path, decide):
+    m = ev.evaluate_predictions(csv_path, tmp_path / "f1")
+    m2 = json.loads(json.dumps(m, default=str))
+    m2["slice"]["accuracy"]["estimate"] = 0.8
+    s = ev.summarise_folds([m, m2])
+    acc = s["slice_accuracy"]
+    assert acc["n"] == 2 and acc["mean"] == pytest.approx((10 / 17 + 0.8) / 2)
+    assert acc["sd"] == pytest.approx(np.std([10 / 17, 0.8], ddof=1))
+    assert s["patient_accuracy"]["mean"] == pytest.approx(2 / 3)
+    one = ev.summarise_folds([m])
+    assert math.isnan(one["slice_accuracy"]["sd"])
+
+
+def _bad(tmp_path, text):
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        ev.read_predictions(path)
+    msg = str(info.value)
+    assert "bad.csv" in msg and " -> " in msg and "\n" not in msg
+    return msg
+
+
+def test_bad_csv(tmp_path):
+    lines = CSV.splitlines()
+    assert "missing column(s) p_malignant" in _bad(tmp_path, CSV.replace(",p_malignant", ""))
+    assert "line 3" in _bad(tmp_path, CSV.replace("P1,L,1,malignant", "P1,L,1,cancer"))
+    assert "line 2" in _bad(tmp_path, "\n".join([lines[0], lines[1].replace("0.85", "nan")]))
+    assert "line 2" in _bad(tmp_path, "\n".join([lines[0], lines[1].replace("0.85", "")]))
+    not_argmax = lines[1].replace(",no_tumour,0.85", ",warthin,0.85")
+    assert "most probable" in _bad(tmp_path, "\n".join([lines[0], not_argmax]))
+    assert "repeats" in _bad(tmp_path, "\n".join([lines[0], lines[1], lines[1]]))
+    assert "side" in _bad(tmp_path, "\n".join([lines[0], lines[1].replace("P1,L", "P1,X")]))
+    assert "integer" in _bad(tmp_path, "\n".join([lines[0], lines[1].replace("P1,L,0", "P1,L,1.5")]))
+    assert "no prediction rows" in _bad(tmp_path, lines[0] + "\n")
+    _bad(tmp_path, "")
+    with pytest.raises(InputError, match="not found"):
+        ev.read_predictions(tmp_path / "absent.csv")
+
+
+def test_two_tumour_classes_in_one_patient(csv_path, decide):
+    df = ev.read_predictions(csv_path)
+    df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), ["true", "pred"]] = "malignant"
+    df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), "p_malignant"] = 0.9
+    with pytest.raises(InputError, match="patient P3.*several classes"):
+        ev.patient_metrics(df)
+
+
+def test_ablation_table(csv_path, tmp_path):
+    ref = ev.read_predictions(csv_path)
+    weak = ref.copy()
+    weak[list(ev.PROB_COLUMNS)] = 0.25
+    weak["pred"] = "no_tumour"
+    shuffled = ref.sample(frac=1.0, random_state=0)   # same slices, other order
+    results = [{"name": "T1", "channels": ("T1",), "preds": weak},
+               {"name": "all", "channels": ("T1", "CE-T1", "T2", "mask"), "preds": ref},
+               {"name": "copy", "channels": "T1,CE-T1,T2,mask", "preds": shuffled}]
+    table = ev.ablation_table(results, "all", tmp_path / "abl", synthetic=True)
+    t = table.set_index("name")
+    assert t.loc["T1", "accuracy"] == pytest.approx(5 / 17) and t.loc["T1", "micro_auc"] == 0.5
+    assert t.loc["all", "accuracy"] == pytest.approx(10 / 17)
+    assert math.isnan(t.loc["all", "p_vs_reference"]) and t.loc["copy", "p_vs_reference"] == 1.0
+    assert 0 < t.loc["T1", "p_vs_reference"] < 0.05
+    assert t.loc["all", "channels"] == "T1,CE-T1,T2,mask"
+    for name in ("ablation.csv", "ablation.md", "ablation.png"):
+        assert (tmp_path / "abl" / name).stat().st_size > 0
+    assert (tmp_path / "abl" / "ablation.md").read_text().startswith("> **SYNTHETIC DATA")
+    with pytest.raises(InputError, match="same patient_id/side/index"):
+        ev.ablation_table([results[1], {"name": "short", "channels": "T1", "preds": ref.iloc[:-1]}],
+                          "all", tmp_path / "abl2")
+    with pytest.raises(InputError, match="reference model"):
+        ev.ablation_table(results, "missing", tmp_path / "abl3")

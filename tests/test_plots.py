@@ -1,0 +1,68 @@
+"""Tests for mrparotid.plots: PNGs are written, valid, and leave no pyplot state behind."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from mrparotid import plots
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CM = np.array([[89, 0, 0, 0], [0, 41, 15, 1], [0, 14, 18, 4], [0, 9, 8, 76]])
+
+
+def _probs(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, n)
+    logits = rng.normal(size=(n, 4))
+    logits[np.arange(n), y] += 2.0
+    p = np.exp(logits)
+    return y, p / p.sum(axis=1, keepdims=True)
+
+
+ROWS = [dict(name=n, accuracy=a, acc_lo=a - 0.05, acc_hi=a + 0.04, micro_auc=a + 0.1,
+             auc_lo=a + 0.07, auc_hi=min(a + 0.13, 1.0))
+        for n, a in (("T1", 0.706), ("CE-T1", 0.739), ("T1,CE-T1,T2,mask (ref)", 0.822))]
+
+
+def _is_png(path) -> bool:
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == PNG_SIGNATURE
+
+
+@pytest.mark.parametrize("synthetic", [False, True])
+def test_plots_write_pngs(tmp_path, synthetic):
+    y, p = _probs()
+    paths = [
+        plots.plot_confusion(CM, tmp_path / "sub" / "confusion.png", synthetic=synthetic),
+        plots.plot_roc(y, p, tmp_path / "roc.png", synthetic=synthetic),
+        plots.plot_ablation(ROWS, tmp_path / "ablation.png", synthetic=synthetic),
+    ]
+    for path in paths:
+        assert path.is_file() and _is_png(path)
+
+
+def test_synthetic_note_changes_the_image(tmp_path):
+    a = plots.plot_confusion(CM, tmp_path / "a.png").read_bytes()
+    b = plots.plot_confusion(CM, tmp_path / "b.png", synthetic=True).read_bytes()
+    assert a != b
+
+
+def test_roc_with_absent_class_and_empty_row(tmp_path):
+    y = np.array([0, 0, 1, 1, 3, 3])
+    p = np.eye(4)[[0, 1, 1, 3, 3, 0]] * 0.7 + 0.075
+    assert _is_png(plots.plot_roc(y, p, tmp_path / "roc.png"))
+    cm = CM.copy()
+    cm[2] = 0
+    assert _is_png(plots.plot_confusion(cm, tmp_path / "cm.png"))
+    with pytest.raises(ValueError):
+        plots.plot_ablation([], tmp_path / "none.png")
+
+
+def test_no_pyplot_state():
+    if "matplotlib.pyplot" in sys.modules:
+        pytest.skip("pyplot already imported by another test module")
+    import mrparotid.plots  # noqa: F401
+    assert "matplotlib.pyplot" not in sys.modules
