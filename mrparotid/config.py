@@ -59,6 +59,9 @@ def merge(base: dict, update: dict, *, where: str = "") -> dict:
     out = copy.deepcopy(base)
     for key, value in update.items():
         dotted = f"{where}{key}"
+        if key not in out and where == "trainer.":
+            out[key] = value  # any Lightning Trainer argument; checked by check_trainer_args
+            continue
         if key not in out:
             valid = ", ".join(sorted(f"{where}{k}" for k in out))
             raise ConfigError(f"unknown config key {dotted!r}", fix=f"use one of: {valid}")
@@ -141,6 +144,19 @@ def validate(cfg: dict) -> None:
                           fix="use none, cosine or paper")
     if int(cfg["rule"]["malignant_min_slices"]) < 0:
         raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
+
+
+def check_trainer_args(trainer_cfg: dict) -> None:
+    """Every ``trainer.*`` key must be a ``pytorch_lightning.Trainer`` argument."""
+    import inspect
+
+    import pytorch_lightning as pl
+
+    valid = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", "callbacks", "logger"}
+    for key in trainer_cfg:
+        if key not in valid:
+            raise ConfigError(f"unknown config key 'trainer.{key}'",
+                              fix="use a pytorch_lightning.Trainer argument, e.g. trainer.max_epochs")
 
 
 def preprocess_config(cfg: dict) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid import __version__
-from mrparotid.config import config_hash, dump_config, preprocess_config
+from mrparotid.config import check_trainer_args, config_hash, dump_config, preprocess_config
 from mrparotid.constants import CHANNELS, CLASSES, SERIES
 from mrparotid.errors import ManifestError
 from mrparotid.manifest import Manifest, read_manifest
@@ -115,11 +115,24 @@ def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
             "patient_accuracy": correct / decided if decided else None}
 
 
+def quiet_lightning() -> None:
+    """Keep Lightning's console to progress bars and real warnings."""
+    import logging
+    import warnings
+
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in (".*exists and is not empty.*", ".*LeafSpec.*", ".*does not have many workers.*",
+                    ".*litlogger.*", ".*the number of training batches.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | None = None,
         splits: dict[str, list[str]] | None = None, progress: bool = True,
         evaluate: bool = True) -> dict:
     """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``."""
     import pytorch_lightning as pl
+    import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
@@ -127,6 +140,8 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from mrparotid.lit_module import SliceClassifier, class_weights_from
     from mrparotid.predict import load_checkpoint, predict_probs
 
+    check_trainer_args(cfg["trainer"])
+    quiet_lightning()
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
     run_dir = resolve_run_dir(out_dir)
@@ -144,7 +159,11 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
                              checkpoint_meta(cfg, mf.synthetic))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
                            mode="max", save_last=True, auto_insert_metric_name=False)
-    trainer = pl.Trainer(**cfg["trainer"], callbacks=[ckpt], default_root_dir=run_dir,
+    trainer_args = dict(cfg["trainer"])
+    if trainer_args.get("sync_batchnorm") and (trainer_args.get("accelerator") == "cpu"
+                                               or not torch.cuda.is_available()):
+        trainer_args["sync_batchnorm"] = False  # SyncBatchNorm needs CUDA; plain BN per process
+    trainer = pl.Trainer(**trainer_args, callbacks=[ckpt], default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
                          enable_progress_bar=progress, enable_model_summary=False)
     trainer.fit(module, datamodule=dm)

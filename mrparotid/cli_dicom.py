@@ -1,0 +1,191 @@
+"""``mrparotid inspect`` and ``mrparotid convert``: DICOM study folders → the canonical layout.
+
+``convert`` writes, per patient, ``T1.nii.gz``, ``CE-T1.nii.gz``, ``T2.nii.gz``,
+``parotid.nii.gz`` (uint8: 1 right, 2 left gland) and ``tumour.nii.gz`` (uint8 0/1, when
+contoured), each on its own grid (masks on the grid of the series their RTSTRUCT references).
+SimpleITK writes the NIfTI files (LPS → RAS handled by ITK); images are rebuilt from their voxels
+and geometry only, so no DICOM header value reaches the files (the NIfTI ``descrip`` is empty).
+Patient folders already in the named layout are rewritten as NIfTI the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+OUTPUT_NAMES = {"T1": "T1.nii.gz", "CE-T1": "CE-T1.nii.gz", "T2": "T2.nii.gz",
+                "gland": "parotid.nii.gz", "tumour": "tumour.nii.gz"}
+MANIFEST_NAME = "manifest.csv"
+
+INSPECT_HELP = """\
+List the DICOM series found in a patient folder (at any depth): series number, modality,
+description, orientation, matrix, spacing, slices and the role (T1 / CE-T1 / T2) each was given,
+with the reason. Patient identifiers from the headers are never printed.
+
+example:
+  mrparotid inspect data/P001
+  mrparotid inspect data/P001 --roles my_roles.yaml
+"""
+
+CONVERT_HELP = """\
+Convert a DICOM study folder (series + RTSTRUCT contours) to the canonical layout:
+OUT_DIR/T1.nii.gz, CE-T1.nii.gz, T2.nii.gz, parotid.nii.gz and tumour.nii.gz (if contoured).
+With --manifest, convert every patient of a cohort manifest into OUT_DIR/<patient_id>/ and write
+OUT_DIR/manifest.csv pointing at the converted folders, so a cohort is converted once.
+
+examples:
+  mrparotid convert data/P001 converted/P001
+  mrparotid convert --manifest data/cohort.csv converted/ --roles my_roles.yaml
+"""
+
+
+def add_parsers(subparsers) -> None:
+    """Register the ``inspect`` and ``convert`` sub-commands on an argparse subparsers object."""
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("inspect", help="list the DICOM series of a patient folder and their roles",
+                              description=INSPECT_HELP, formatter_class=fmt)
+    p.add_argument("patient_dir", type=Path, metavar="PATIENT_DIR")
+    p.add_argument("--roles", type=Path, default=None, metavar="FILE",
+                   help="roles YAML merged over configs/dicom_roles.yaml "
+                        "(e.g. a file holding `T2: {series_number: 5}`)")
+    p.set_defaults(func=run_inspect)
+
+    p = subparsers.add_parser("convert", help="convert DICOM study folders to NIfTI (one patient or a cohort)",
+                              description=CONVERT_HELP, formatter_class=fmt)
+    p.add_argument("patient_dir", type=Path, nargs="?", default=None, metavar="PATIENT_DIR",
+                   help="one patient's folder (leave out with --manifest)")
+    p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    p.add_argument("--manifest", type=Path, default=None, metavar="M",
+                   help="cohort CSV patient_id,diagnosis,patient_dir[,split][,center]")
+    p.add_argument("--patient-id", default=None, help="id for one patient (default: folder name)")
+    p.add_argument("--roles", type=Path, default=None, metavar="FILE",
+                   help="roles YAML merged over configs/dicom_roles.yaml")
+    p.add_argument("--require-tumour", action="store_true", help="fail when a patient has no tumour contours")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="with --manifest: leave bad patients out of the new manifest instead of failing")
+    p.set_defaults(func=run_convert)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from mrparotid.errors import InputError
+    from mrparotid.study import discover_series, format_series_table
+
+    folder = Path(args.patient_dir)
+    if not folder.is_dir():
+        raise InputError("patient folder not found", path=folder, fix="check the path")
+    infos = discover_series(folder, roles_file=args.roles)
+    if not infos:
+        raise InputError("no DICOM image series found (at any depth)", path=folder,
+                         fix="point at the folder holding the study's DICOM export")
+    print(format_series_table(infos))
+    return 0
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from mrparotid.errors import ConfigError
+
+    if (args.manifest is None) == (args.patient_dir is None):
+        raise ConfigError("give either PATIENT_DIR OUT_DIR or --manifest M OUT_DIR "
+                          "(e.g. mrparotid convert data/P001 converted/P001)")
+    if args.manifest is not None:
+        out = convert_cohort(args.manifest, args.out_dir, roles_file=args.roles,
+                             require_tumour=args.require_tumour, skip_bad=args.skip_bad)
+        print(f"wrote {out}")
+        return 0
+    pid = args.patient_id or Path(args.patient_dir).resolve().name
+    written = convert_patient(args.patient_dir, args.out_dir, pid, roles_file=args.roles,
+                              require_tumour=args.require_tumour)
+    print(f"patient {pid}: wrote {', '.join(p.name for p in written)} to {args.out_dir}")
+    return 0
+
+
+def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
+                    roles_file: Path | None = None, require_tumour: bool = False) -> list[Path]:
+    """Write one patient's series and masks as NIfTI into ``out_dir``; returns the files written.
+
+    A DICOM study folder goes through :func:`mrparotid.study.load_study`; a folder in the named
+    layout through :func:`mrparotid.io.find_patient_files`.
+    """
+    import SimpleITK as sitk
+
+    from mrparotid.io import find_patient_files, read_image
+    from mrparotid.study import is_study_folder, load_study
+
+    patient_dir = Path(patient_dir)
+    if is_study_folder(patient_dir):
+        images = load_study(patient_dir, patient_id, roles_file=roles_file,
+                            require_tumour=require_tumour)
+    else:
+        files = find_patient_files(patient_dir, patient_id, require_tumour=require_tumour)
+        images = {role: read_image(path, patient=patient_id) for role, path in files.paths.items()}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for role, name in OUTPUT_NAMES.items():
+        if role in images:
+            path = out_dir / name
+            sitk.WriteImage(_clean(images[role], mask=role in ("gland", "tumour")), str(path),
+                            useCompression=True)
+            written.append(path)
+    return written
+
+
+def _clean(image, *, mask: bool):
+    """The image rebuilt from voxels + geometry only (no metadata); masks as uint8."""
+    import numpy as np
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayFromImage(image)
+    arr = np.rint(arr).clip(0, 255).astype(np.uint8) if mask else arr.astype(np.float32)
+    clean = sitk.GetImageFromArray(arr)
+    clean.CopyInformation(image)
+    return clean
+
+
+def convert_cohort(manifest: Path, out_dir: Path, *, roles_file: Path | None = None,
+                   require_tumour: bool = False, skip_bad: bool = False) -> Path:
+    """Convert every patient of ``manifest`` into ``out_dir/<patient_id>/``; returns the new manifest.
+
+    Raises
+    ------
+    CohortError
+        Some patients failed and ``skip_bad`` is False (the others are converted, no manifest is
+        written).
+    ManifestError
+        Bad manifest, or a patient_id that cannot be a folder name.
+    """
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from mrparotid.errors import CohortError, ManifestError, MrParotidError
+    from mrparotid.manifest import read_manifest, write_manifest
+
+    m = read_manifest(manifest)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done, bad = [], []
+    for case in tqdm(m.cases, desc="convert", unit="patient", file=sys.stderr):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", case.patient_id):
+            raise ManifestError("patient_id cannot be a folder name", patient=case.patient_id,
+                                path=manifest, fix="use letters, digits, '.', '_' and '-' only")
+        target = out_dir / case.patient_id
+        try:
+            convert_patient(case.patient_dir, target, case.patient_id, roles_file=roles_file,
+                            require_tumour=require_tumour)
+        except MrParotidError as exc:
+            bad.append(exc)
+            continue
+        done.append(replace(case, patient_dir=target.resolve()))
+    if bad and not skip_bad:
+        raise CohortError(bad)
+    path = out_dir / MANIFEST_NAME
+    note = f"converted by 'mrparotid convert' from {Path(manifest).name}"
+    if m.synthetic:
+        note += " (SYNTHETIC)"
+    if bad:
+        note += f"; {len(bad)} patient(s) left out: " + ", ".join(e.patient or "?" for e in bad)
+    write_manifest(path, done, comment=note)
+    return path

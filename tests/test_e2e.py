@@ -1,0 +1,188 @@
+"""End to end on a tiny SYNTHETIC phantom cohort at reduced size: fit → diagnose → ablate,
+DDP with two CPU processes, and the bad-input cases of the train/diagnose verbs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from mrparotid.cli import main
+from mrparotid.constants import CLASSES
+from mrparotid.phantom import make_cohort
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["--data.image_size", "32", "--data.batch_size", "16", "--trainer.accelerator", "cpu",
+         "--trainer.log_every_n_steps", "1"]
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cohort")
+    manifest = make_cohort(root, 9, seed=3, progress=False)
+    return manifest
+
+
+@pytest.fixture(scope="module")
+def run(cohort, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "r"
+    code = main(["fit", "-m", str(cohort), "--out", str(out), "-q", "--trainer.max_epochs", "2",
+                 "--data.test_fraction", "0.34", *SMALL])
+    assert code == 0
+    return out
+
+
+def test_fit_writes_run_folder(run):
+    assert (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["synthetic"] is True
+    assert summary["test"]["slices"] > 0
+    assert 0.0 <= summary["test"]["slice_accuracy"] <= 1.0
+    splits = summary["splits"]
+    ids = [p for s in splits.values() for p in s]
+    assert len(ids) == len(set(ids)) == 9                      # no patient in two splits
+    header = (run / "predictions_test.csv").read_text().splitlines()[0].split(",")
+    assert header == ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
+    assert (run / "evaluation" / "report.md").is_file()
+
+
+def test_checkpoint_loads_weights_only(run):
+    ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["mrparotid"]["channels"] == ["T1", "CE-T1", "T2", "mask"]
+
+
+def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
+    summary = json.loads((run / "summary.json").read_text())
+    pid = summary["splits"]["test"][0]
+    out = tmp_path / "report.json"
+    code = main(["diagnose", str(cohort.parent / "patients" / pid), "--checkpoint",
+                 str(run / "checkpoints" / "best.ckpt"), "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"patient {pid}" in printed and "SYNTHETIC" in printed
+    report = json.loads(out.read_text())
+    assert set(report) >= {"patient_id", "diagnosis", "counts", "slices", "rule", "model"}
+    assert report["patient_id"] == pid
+    assert report["diagnosis"] in {"pleomorphic_adenoma", "warthin", "malignant", "no_tumour_found"}
+    assert set(report["counts"]) == set(CLASSES)
+    assert sum(report["counts"].values()) == len(report["slices"]) > 0
+    s = report["slices"][0]
+    assert s["side"] in ("L", "R") and isinstance(s["index"], int) and isinstance(s["z_mm"], float)
+    assert s["pred"] in CLASSES and abs(sum(s["probs"].values()) - 1) < 1e-3
+    assert set(report["model"]) == {"checkpoint", "channels", "config_hash"}
+    assert "malignant_min_slices" in report["rule"]
+
+
+def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
+    pid = json.loads((run / "summary.json").read_text())["splits"]["test"][0]
+    patient = tmp_path / pid
+    shutil.copytree(cohort.parent / "patients" / pid, patient)
+    for f in patient.iterdir():
+        if f.name.split(".")[0].lower() in ("tumour", "tumor", "lesion"):
+            f.unlink()
+    out = tmp_path / "r.json"
+    assert main(["diagnose", str(patient), "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
+                 "--json", str(out), "-q"]) == 0
+    report = json.loads(out.read_text())
+    assert report["slices"] and all("true" not in s for s in report["slices"])
+
+
+def test_diagnose_csv_feeds_evaluate(run, cohort, tmp_path):
+    csv_path = tmp_path / "slices.csv"
+    assert main(["diagnose", str(cohort), "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
+                 "--csv", str(csv_path), "-q"]) == 0
+    rows = list(csv.DictReader(csv_path.open()))
+    assert {r["patient_id"] for r in rows} == {f"SYN{i:03d}" for i in range(1, 10)}
+
+
+def test_ablate_two_channels(cohort, tmp_path):
+    out = tmp_path / "abl"
+    code = main(["ablate", "--channels", "T1,T2", "-m", str(cohort), "--out", str(out), "-q",
+                 "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL])
+    assert code == 0
+    ckpt = torch.load(out / "T1+T2" / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["mrparotid"]["channels"] == ["T1", "T2"]
+    assert ckpt["state_dict"]["model.conv1.weight"].shape[1] == 2
+    assert (out / "T1+T2" / "predictions_test.csv").is_file()
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0]
+    return err[0]
+
+
+def test_bad_checkpoints(run, cohort, tmp_path, capsys):
+    patient = str(cohort.parent / "patients" / "SYN001")
+    assert main(["diagnose", patient, "--checkpoint", str(tmp_path / "nope.ckpt")]) == 2
+    assert "checkpoint not found" in _one_error_line(capsys)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    assert main(["diagnose", patient, "--checkpoint", str(foreign)]) == 2
+    assert "not an mrparotid checkpoint" in _one_error_line(capsys)
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint at all")
+    assert main(["diagnose", patient, "--checkpoint", str(junk)]) == 2
+    assert "cannot load" in _one_error_line(capsys)
+
+
+def test_patient_lacks_checkpoint_channel(run, cohort, tmp_path, capsys):
+    patient = tmp_path / "P"
+    shutil.copytree(cohort.parent / "patients" / "SYN002", patient)
+    for f in patient.iterdir():
+        if f.name.split(".")[0].upper() in ("T2", "T2W"):
+            (shutil.rmtree if f.is_dir() else os.remove)(f)
+    assert main(["diagnose", str(patient), "--checkpoint", str(run / "checkpoints" / "best.ckpt")]) == 2
+    line = _one_error_line(capsys)
+    assert "patient P" in line and "T2" in line and "checkpoint" in line
+
+
+def test_empty_patient_folder(run, tmp_path, capsys):
+    (tmp_path / "EMPTY").mkdir()
+    assert main(["diagnose", str(tmp_path / "EMPTY"), "--checkpoint",
+                 str(run / "checkpoints" / "best.ckpt")]) == 2
+    assert "empty" in _one_error_line(capsys)
+
+
+def test_ablate_without_test_patients(cohort, tmp_path, capsys):
+    rows = cohort.read_text().splitlines()
+    text = "\n".join(r if r.startswith(("#", "patient_id")) else r.replace(",phantom", "train,phantom").replace(",,", ",")
+                     for r in rows)
+    manifest = cohort.parent / "all_train.csv"
+    manifest.write_text(text + "\n")
+    assert main(["ablate", "--channels", "T1", "-m", str(manifest), "--out", str(tmp_path / "a"), "-q",
+                 *SMALL]) == 2
+    assert "no test patients" in _one_error_line(capsys)
+
+
+def test_unknown_override_is_one_line(capsys):
+    assert main(["fit", "--trainer.max_epochz", "1", "-q"]) == 2
+    assert "max_epochz" in _one_error_line(capsys)
+    assert main(["fit", "--data.imagesize", "1", "-q"]) == 2
+    assert "data.imagesize" in _one_error_line(capsys)
+
+
+def test_ddp_two_cpu_processes(cohort, tmp_path):
+    """configs/ddp.yaml with 2 CPU processes (gloo) for one epoch, as a user would run it."""
+    out = tmp_path / "ddp"
+    env = dict(os.environ, MRPAROTID_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
+    env.pop("MRPAROTID_RUN_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "mrparotid", "fit", "--config", "ddp", "-m", str(cohort),
+                           "--out", str(out), "-q", "--trainer.devices", "2",
+                           "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cfg = (out / "config.yaml").read_text()
+    assert "strategy: ddp" in cfg
+    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((out / "summary.json").read_text())["test"]["slices"] > 0
