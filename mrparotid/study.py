@@ -261,7 +261,12 @@ def orientation_name(orientation: Sequence[float], *, tolerance_deg: float = 1.0
 
 
 def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | None, str]:
-    """(role or None, reason) of one series under ``roles`` (ambiguity across series aside)."""
+    """(role or None, reason) of one series under ``roles`` (ambiguity across series aside).
+
+    Order: other modality, localizer (ImageType, description), too few slices, no geometry →
+    ignored; a pin → that role; else the role rules on SeriesDescription, and only when none
+    matches there on ProtocolName. Contrast: the agent tags or a contrast pattern in either name.
+    """
     texts = [info.description, tags.protocol]
     if info.modality.upper() not in roles.modalities:
         return None, f"modality {info.modality}"
@@ -282,14 +287,18 @@ def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | N
     by_tag = roles.contrast_tags and tags.contrast_agent
     by_text = _search(roles.contrast_patterns, texts)
     enhanced = by_tag or by_text
-    matched = [role for role, rule in roles.rules.items() if not rule.pinned
-               and _search(rule.match, texts) and not _search(rule.exclude, texts)
-               and (rule.contrast == "any" or (rule.contrast == "true") == enhanced)]
+    matched, source = [], "description"
+    for text, source in ((info.description, "description"), (tags.protocol, "protocol name")):
+        matched = [role for role, rule in roles.rules.items() if not rule.pinned
+                   and _search(rule.match, [text]) and not _search(rule.exclude, [text])
+                   and (rule.contrast == "any" or (rule.contrast == "true") == enhanced)]
+        if matched:
+            break
     if not matched:
         return None, "no role pattern matched"
     if len(matched) > 1:
         return None, f"matches {' and '.join(matched)} patterns"
-    why = "description"
+    why = source
     if roles.rules[matched[0]].contrast != "any":
         why += (", contrast agent tag" if by_tag else ", contrast in name" if by_text
                 else ", no contrast")
