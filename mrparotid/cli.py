@@ -198,11 +198,16 @@ def cmd_evaluate(args, extra) -> int:
                                        val_preds=read_predictions(paths["val"]) if paths.get("val") else None,
                                        malignant_min_slices=paths["rule_n"],
                                        synthetic=paths["synthetic"], title=f"{args.split} split")
-    acc = metrics.get("slice", {}).get("accuracy", {})
+    acc = metrics["slice"]["accuracy"]
+    if metrics.get("synthetic"):
+        print("[SYNTHETIC data - figures say nothing about clinical accuracy]")
+    print(f"slice accuracy {acc['estimate']:.3f} [{acc['lo']:.3f}, {acc['hi']:.3f}] ({acc['k']}/{acc['n']}, "
+          f"{acc['method']})")
+    pacc = metrics["patient"]["rule"]["accuracy"]
+    if pacc.get("n"):
+        print(f"patient accuracy (rule) {pacc['estimate']:.3f} [{pacc['lo']:.3f}, {pacc['hi']:.3f}] "
+              f"({pacc['k']}/{pacc['n']})")
     print(f"report: {out / 'report.md'}")
-    if isinstance(acc, dict) and "value" in acc:
-        print(f"slice accuracy {acc['value']:.3f} [{acc.get('lo', float('nan')):.3f}, "
-              f"{acc.get('hi', float('nan')):.3f}]")
     return 0
 
 

@@ -238,7 +238,7 @@ def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Pa
         name = channel_name(channels)
         os.environ.pop(RUN_DIR_ENV, None)
         summary = fit(run_cfg, manifest=manifest_path, out_dir=out_root / name, splits=splits,
-                      progress=progress, evaluate=False)
+                      progress=progress, evaluate=True)
         results.append({"name": name, "channels": list(channels), "run_dir": str(out_root / name),
                         "test": summary.get("test")})
     table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}

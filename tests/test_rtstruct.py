@@ -66,10 +66,12 @@ def test_contour_off_the_slice_planes_is_an_error(real_dicom, tmp_path):
     reference = read_dicom_series(folder)
     contour = np.array([[0, 0, 0], [20, 0, 0], [20, 20, 0], [0, 20, 0]], float)
     contour += reference.TransformIndexToPhysicalPoint((128, 128, 10))
-    inside = rasterise([contour + [0, 0, 2.5]], reference)       # 2.5 mm < half of 5.5 mm
-    assert inside[10].sum() > 300 and inside.sum() == inside[10].sum()
+    near = rasterise([contour + [0, 0, 2.5]], reference)       # 2.5 mm < half of 5.5 mm
+    assert near[10].sum() > 300 and near.sum() == near[10].sum()
+    assert rasterise([contour + [0, 0, 3.0]], reference)[11].sum() == near[10].sum()
+    tilted = contour + np.array([[0, 0, 0], [0, 0, 0], [0, 0, 6.0], [0, 0, 6.0]])
     with pytest.raises(InputError, match="from the nearest slice plane") as err:
-        rasterise([contour + [0, 0, 3.0]], reference, name="GTV", patient="P9", path=tmp_path)
+        rasterise([tilted], reference, name="GTV", patient="P9", path=tmp_path)
     assert str(err.value).startswith("patient P9: file ") and "\n" not in str(err.value)
     with pytest.raises(InputError, match="slice plane"):
         rasterise([contour + [0, 0, 200.0]], reference)            # beyond the last slice
