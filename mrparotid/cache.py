@@ -17,7 +17,7 @@ import numpy as np
 
 from mrparotid.config import config_hash, preprocess_config
 from mrparotid.constants import CLASSES, DIAGNOSES, SERIES
-from mrparotid.errors import CohortError, MrParotidError
+from mrparotid.errors import CohortError, InputError, MrParotidError
 from mrparotid.manifest import Manifest, PatientCase, split_patients
 from mrparotid.slices import PatientSlices
 
@@ -30,19 +30,16 @@ def default_cache_dir(manifest: Manifest, cfg: dict) -> Path:
     return manifest.path.parent / ".mrparotid_cache"
 
 
-def load_patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES):
+def load_patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES,
+                       roles_file: str | Path | None = None):
     """Patient inputs by name (``PatientFiles``, None), or read from a DICOM study folder
     (``PatientFiles``, images by role)."""
-    from mrparotid.io import find_patient_files
+    from mrparotid import study as dicom_study
+    from mrparotid.io import PatientFiles, find_patient_files
 
-    try:
-        from mrparotid import study as dicom_study
-    except ImportError:  # pragma: no cover - optional stage
-        dicom_study = None
-    if dicom_study is not None and case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
-        from mrparotid.io import PatientFiles
-
-        images = dicom_study.load_study(case.patient_dir, case.patient_id, require_tumour=require_tumour)
+    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
+        images = dicom_study.load_study(case.patient_dir, case.patient_id, require_tumour=require_tumour,
+                                        roles_file=Path(roles_file) if roles_file else None)
         return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir}), images
     return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
                               series=series), None
@@ -58,8 +55,13 @@ def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train") -> Pat
     from mrparotid.grid import build_study
     from mrparotid.slices import patient_slices
 
-    files, images = load_patient_files(case, require_tumour=mode == "train")
+    files, images = load_patient_files(case, require_tumour=mode == "train",
+                                       roles_file=cfg["data"].get("dicom_roles"))
     study = build_study(files, images)
+    if mode == "train" and (study.tumour is None or not study.tumour.any()):
+        raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
+                         path=files.paths.get("tumour", case.patient_dir),
+                         fix="contour the tumour (nonzero = tumour) or use the patient only for diagnosis")
     d = cfg["data"]
     return patient_slices(study, case.diagnosis if mode == "train" or study.tumour is not None else None,
                           image_size=d["image_size"], margin_mm=float(d["margin_mm"]),
@@ -112,7 +114,7 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     for case in bar:
         bar.set_postfix_str(case.patient_id)
         try:
-            files, _ = load_patient_files(case, require_tumour=True)
+            files = _files_only(case, cfg)
             key = cache_key(case, _fingerprint(files), cfg)
             path = cache_dir / f"{_safe(case.patient_id)}__{key}.npz"
             if not path.exists():
@@ -127,6 +129,16 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     if result.bad and not skip_bad:
         raise CohortError(result.bad)
     return result
+
+
+def _files_only(case: PatientCase, cfg: dict):
+    """Where a patient's inputs are, without reading them (a study folder is one entry)."""
+    from mrparotid import study as dicom_study
+    from mrparotid.io import PatientFiles, find_patient_files
+
+    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
+        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
+    return find_patient_files(case.patient_dir, case.patient_id, require_tumour=True)
 
 
 def _fingerprint(files) -> list:

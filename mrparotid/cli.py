@@ -150,7 +150,7 @@ def cmd_diagnose(args, extra) -> int:
     cases = _cases(args.patients)
     for case in cases:
         try:
-            report = diagnose_case(case, loaded)
+            report = diagnose_case(case, loaded, roles_file=args.roles)
         except MrParotidError as err:
             if len(cases) == 1:
                 raise
@@ -301,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="CKPT", help="default: the newest runs/*/checkpoints/best.ckpt")
     p.add_argument("--json", metavar="OUT", help="write the report(s) as JSON")
     p.add_argument("--csv", metavar="OUT", help="write slice predictions in the evaluation CSV format")
+    p.add_argument("--roles", metavar="FILE", help="DICOM study folders: series-role mapping YAML")
     p.add_argument("--skip-bad", action="store_true", help="with several patients: go on past bad ones")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_diagnose)
@@ -342,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except MrParotidError as err:
         print(f"mrparotid: error: {err}", file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # output piped into e.g. `head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("mrparotid: interrupted", file=sys.stderr)
         return 130

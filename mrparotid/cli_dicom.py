@@ -44,16 +44,16 @@ examples:
 def add_parsers(subparsers) -> None:
     """Register the ``inspect`` and ``convert`` sub-commands on an argparse subparsers object."""
     fmt = argparse.RawDescriptionHelpFormatter
-    p = subparsers.add_parser("inspect", help="list the DICOM series of a patient folder and their roles",
-                              description=INSPECT_HELP, formatter_class=fmt)
+    p = subparsers.add_parser("inspect", description=INSPECT_HELP, formatter_class=fmt,
+                              help="list the DICOM series of a patient folder and their roles")
     p.add_argument("patient_dir", type=Path, metavar="PATIENT_DIR")
     p.add_argument("--roles", type=Path, default=None, metavar="FILE",
                    help="roles YAML merged over configs/dicom_roles.yaml "
                         "(e.g. a file holding `T2: {series_number: 5}`)")
     p.set_defaults(func=run_inspect)
 
-    p = subparsers.add_parser("convert", help="convert DICOM study folders to NIfTI (one patient or a cohort)",
-                              description=CONVERT_HELP, formatter_class=fmt)
+    p = subparsers.add_parser("convert", description=CONVERT_HELP, formatter_class=fmt,
+                              help="convert DICOM study folders to NIfTI (a patient or a cohort)")
     p.add_argument("patient_dir", type=Path, nargs="?", default=None, metavar="PATIENT_DIR",
                    help="one patient's folder (leave out with --manifest)")
     p.add_argument("out_dir", type=Path, metavar="OUT_DIR")
@@ -62,9 +62,11 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--patient-id", default=None, help="id for one patient (default: folder name)")
     p.add_argument("--roles", type=Path, default=None, metavar="FILE",
                    help="roles YAML merged over configs/dicom_roles.yaml")
-    p.add_argument("--require-tumour", action="store_true", help="fail when a patient has no tumour contours")
+    p.add_argument("--require-tumour", action="store_true",
+                   help="fail when a patient has no tumour contours")
     p.add_argument("--skip-bad", action="store_true",
-                   help="with --manifest: leave bad patients out of the new manifest instead of failing")
+                   help="with --manifest: leave bad patients out of the new manifest "
+                        "instead of failing")
     p.set_defaults(func=run_convert)
 
 
@@ -146,7 +148,8 @@ def _clean(image, *, mask: bool):
 
 def convert_cohort(manifest: Path, out_dir: Path, *, roles_file: Path | None = None,
                    require_tumour: bool = False, skip_bad: bool = False) -> Path:
-    """Convert every patient of ``manifest`` into ``out_dir/<patient_id>/``; returns the new manifest.
+    """Convert every patient of ``manifest`` into ``out_dir/<patient_id>/``; return the new
+    manifest's path.
 
     Raises
     ------

@@ -17,7 +17,17 @@ import yaml
 
 from mrparotid.errors import ConfigError
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+def _config_dir() -> Path:
+    """``configs/`` of the source tree, or the copy shipped in the wheel (``mrparotid/configs``)."""
+    repo = Path(__file__).resolve().parent.parent / "configs"
+    if (repo / "default.yaml").is_file():
+        return repo
+    from importlib.resources import files
+
+    return Path(str(files("mrparotid.configs")))
+
+
+CONFIG_DIR = _config_dir()
 
 #: Keys whose values change the prepared crops (and so the cache key).
 PREPROCESS_KEYS = ("image_size", "margin_mm", "percentiles")
@@ -120,30 +130,47 @@ def validate(cfg: dict) -> None:
     from mrparotid.constants import parse_channels
 
     data = cfg["data"]
+    if not isinstance(data["channels"], (str, list, tuple)):
+        raise ConfigError(f"data.channels is {data['channels']!r}", fix="e.g. --data.channels [T1,T2]")
     data["channels"] = list(parse_channels(data["channels"]))
     if data["series_mask"] not in SERIES_MASK_CHOICES:
         raise ConfigError(f"data.series_mask is {data['series_mask']!r}",
                           fix=f"use one of {', '.join(SERIES_MASK_CHOICES)}")
     if not isinstance(data["image_size"], int) or not 16 <= data["image_size"] <= 1024:
         raise ConfigError(f"data.image_size is {data['image_size']!r}", fix="use an integer in 16..1024")
-    lo, hi = data["percentiles"]
-    if not 0 <= lo < hi <= 100:
-        raise ConfigError(f"data.percentiles is {data['percentiles']!r}",
+    percentiles = data["percentiles"]
+    if not (isinstance(percentiles, (list, tuple)) and len(percentiles) == 2
+            and all(isinstance(v, (int, float)) for v in percentiles)
+            and 0 <= percentiles[0] < percentiles[1] <= 100):
+        raise ConfigError(f"data.percentiles is {percentiles!r}",
                           fix="use [low, high] with 0 <= low < high <= 100")
-    if float(data["margin_mm"]) < 0:
+    if _number(cfg, "data.margin_mm", float) < 0:
         raise ConfigError("data.margin_mm is negative", fix="use a margin >= 0 mm")
     for key in ("test_fraction", "val_fraction"):
-        if not 0 <= float(data[key]) < 1:
+        if not 0 <= _number(cfg, f"data.{key}", float) < 1:
             raise ConfigError(f"data.{key} is {data[key]!r}", fix="use a fraction in [0, 1)")
-    if int(cfg["data"]["batch_size"]) < 1:
+    if _number(cfg, "data.batch_size", int) < 1:
         raise ConfigError("data.batch_size must be >= 1", fix="e.g. --data.batch_size 32")
     if cfg["optim"]["optimizer"] not in ("adam", "adamw"):
         raise ConfigError(f"optim.optimizer is {cfg['optim']['optimizer']!r}", fix="use adam or adamw")
     if cfg["optim"]["scheduler"] not in ("none", "cosine", "paper"):
         raise ConfigError(f"optim.scheduler is {cfg['optim']['scheduler']!r}",
                           fix="use none, cosine or paper")
-    if int(cfg["rule"]["malignant_min_slices"]) < 0:
+    if _number(cfg, "rule.malignant_min_slices", int) < 0:
         raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
+
+
+def _number(cfg: dict, dotted: str, cast: type) -> float | int:
+    """``cfg[section][key]`` as ``cast``; a ConfigError naming the key if it is not a number."""
+    section, key = dotted.split(".")
+    value = cfg[section][key]
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return cast(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{dotted} is {value!r}, not a number",
+                          fix=f"give {'an integer' if cast is int else 'a number'}") from None
 
 
 def check_trainer_args(trainer_cfg: dict) -> None:

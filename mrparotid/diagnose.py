@@ -18,7 +18,7 @@ from mrparotid.predict import LoadedModel, predict_probs
 from mrparotid.slices import UNLABELLED, select_channels
 
 
-def diagnose_case(case: PatientCase, loaded: LoadedModel) -> dict:
+def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None) -> dict:
     """Predict every gland slice of a patient and apply the patient rule.
 
     Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
@@ -33,7 +33,8 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel) -> dict:
     needed = tuple(c for c in channels if c in SERIES)
     series_mask = meta.get("series_mask", "none")
     try:
-        files, images = load_patient_files(case, require_tumour=False, series=needed)
+        files, images = load_patient_files(case, require_tumour=False, series=needed,
+                                           roles_file=roles_file)
     except InputError as err:
         if "series found" in err.message:
             raise CheckpointError(f"{err.message}, but the checkpoint was trained on "

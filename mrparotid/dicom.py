@@ -119,7 +119,7 @@ class SeriesGeometry:
 
 
 def read_header(path: Path) -> pydicom.Dataset | None:
-    """The DICOM header of ``path`` (no pixel data), or None when it is not a readable DICOM file."""
+    """DICOM header of ``path`` (no pixel data); None when it is not a readable DICOM file."""
     path = Path(path)
     if path.name.startswith(".") or path.name.lower().endswith(NOT_DICOM_SUFFIXES):
         return None
@@ -137,7 +137,7 @@ def read_header(path: Path) -> pydicom.Dataset | None:
 
 
 def scan_folder(folder: Path, *, recursive: bool = False) -> list[tuple[Path, pydicom.Dataset]]:
-    """(path, header) of every DICOM file in ``folder`` (sorted by path; sub-folders if recursive)."""
+    """(path, header) of every DICOM file in ``folder``, sorted by path (any depth if recursive)."""
     folder = Path(folder)
     paths = folder.rglob("*") if recursive else folder.iterdir()
     found = []
@@ -164,7 +164,7 @@ def frames_of(ds: pydicom.Dataset, path: Path) -> list[Frame]:
     Raises
     ------
     ValueError
-        The object has no plane geometry (ImagePositionPatient/ImageOrientationPatient/PixelSpacing).
+        No plane geometry (ImagePositionPatient/ImageOrientationPatient/PixelSpacing), or colour.
     """
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         raise ValueError("colour (RGB) pixels")
@@ -354,7 +354,8 @@ def _read_file(path: Path, *, varying: bool, patient: str | None) -> np.ndarray:
             arr = sitk.GetArrayFromImage(reader.Execute())
     except Exception as exc:  # noqa: BLE001 - GDCM raises RuntimeError, pydicom various
         raise InputError(f"cannot read the pixel data ({_first_line(exc)})", patient=patient,
-                         path=path, fix="re-export the series (the file may be truncated)") from None
+                         path=path,
+                         fix="re-export the series (the file may be truncated)") from None
     arr = np.asarray(arr)
     while arr.ndim > 3 and arr.shape[0] == 1:
         arr = arr[0]

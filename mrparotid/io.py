@@ -152,14 +152,33 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
                          path=path, fix="export a single 3-D volume per series")
     image = sitk.Cast(image, sitk.sitkFloat32)
     values = sitk.GetArrayViewFromImage(image)
-    if not np.isfinite(values).all():
-        n_bad = int((~np.isfinite(values)).sum())
+    # ITK's NIfTI reader zero-fills a truncated file and reads NaN as 0: check with nibabel
+    n_bad = _nifti_non_finite(path, patient) if path.name.lower().endswith((".nii", ".nii.gz")) \
+        else int((~np.isfinite(values)).sum())
+    if n_bad:
         raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
                          fix="re-export the series; NaN/inf are not valid MR intensities")
     return image
 
 
+def _nifti_non_finite(path: Path, patient: str | None) -> int:
+    """Number of NaN/inf voxels in a NIfTI file, as stored; InputError if the data are cut short."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:  # EOFError, zlib.error, ValueError, ... from a truncated file
+        raise InputError(f"cannot read the image ({_short_reason(exc)})", patient=patient, path=path,
+                         fix="re-export it (the file may be truncated or not an image)") from None
+    if not np.issubdtype(data.dtype, np.floating):
+        return 0
+    return int((~np.isfinite(data)).sum())
+
+
 def _short_reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
-    m = re.search(r"(Unable to determine ImageIO reader[^.]*|[^:]*error[^:]*)", text, re.I)
-    return (m.group(1) if m else text)[:120].strip()
+    if "Unable to determine ImageIO reader" in text:
+        return "no image reader recognises the file"
+    m = re.search(r"ERROR: (?:\S+\(0x[0-9a-fA-F]+\): )?(.*)", text)
+    return (m.group(1) if m else text or type(exc).__name__)[:120].strip()

@@ -71,15 +71,17 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     text = path.read_text()
     synthetic = any(line.startswith("#") and SYNTHETIC_MARK in line.upper()
                     for line in text.splitlines())
-    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    reader = csv.DictReader(_io.StringIO("\n".join(lines)))
+    kept = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1)
+            if ln.strip() and not ln.lstrip().startswith("#")]
+    reader = csv.DictReader(_io.StringIO("\n".join(ln for _, ln in kept)))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ManifestError(f"missing column(s) {', '.join(missing)}", path=path,
                             fix="the header must be patient_id,diagnosis,patient_dir[,split][,center]")
     cases, seen = [], {}
-    for lineno, raw in enumerate(reader, start=2):
+    for raw in reader:
+        lineno = kept[reader.line_num - 1][0]   # the line in the file, comments counted
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         pid = row["patient_id"]
         where = f"{path.name} row {lineno}"
@@ -147,7 +149,8 @@ def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_f
         ids = sorted(todo[diagnosis])
         rng.shuffle(ids)
         n_test = _share(len(ids), test_fraction)
-        n_val = _share(len(ids) - n_test, val_fraction)
+        n_val = _share(len(ids) - n_test, val_fraction, at_least_one=len(ids) >= 3)
+        n_val = max(0, min(n_val, len(ids) - n_test - 1))   # keep a training patient
         splits["test"] += ids[:n_test]
         splits["val"] += ids[n_test:n_test + n_val]
         splits["train"] += ids[n_test + n_val:]
@@ -155,11 +158,11 @@ def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_f
     return {k: sorted(v) for k, v in splits.items()}
 
 
-def _share(n: int, fraction: float) -> int:
+def _share(n: int, fraction: float, *, at_least_one: bool | None = None) -> int:
     if fraction <= 0 or n == 0:
         return 0
     k = int(round(n * fraction))
-    return max(k, 1) if n >= 3 else k
+    return max(k, 1) if (n >= 3 if at_least_one is None else at_least_one) else k
 
 
 def assert_disjoint(splits: dict[str, list[str]]) -> None:

@@ -114,12 +114,12 @@ class PhantomSpec:
 def draw_spec(rng: np.random.Generator, diagnosis: str) -> PhantomSpec:
     side = "L" if rng.random() < 0.5 else "R"
     sx = 1 if side == "L" else -1
-    radii = (rng.uniform(10, 14), rng.uniform(17, 22), rng.uniform(20, 26))
+    radii = (rng.uniform(10, 14), rng.uniform(16, 21), rng.uniform(15, 19))
     centre = (sx * (52 + rng.uniform(-4, 4)), 8 + rng.uniform(-6, 6), rng.uniform(-8, 8))
     return PhantomSpec(
         diagnosis=diagnosis, tumour_side=side,
         bilateral=diagnosis == "warthin" and rng.random() < 0.15,
-        gland_radii=radii, tumour_centre=centre, tumour_radius=float(rng.uniform(8, 15)),
+        gland_radii=radii, tumour_centre=centre, tumour_radius=float(rng.uniform(9, 15)),
         gain=tuple(rng.uniform(0.6, 1.6, 3)), contrast_shift=tuple(rng.normal(0, 0.11, 3)),
         seed=int(rng.integers(2**31)))
 

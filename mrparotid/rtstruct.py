@@ -5,9 +5,10 @@ the referenced series; the contour goes on the nearest slice, which must lie wit
 step of every point; ``skimage.draw.polygon`` fills it in (row, column) and contours of one ROI on
 one slice combine by XOR, so inner contours cut holes (the usual RTSTRUCT convention).
 
-Writing (:func:`build_rtstruct`, :func:`write_rtstruct`): per slice, ``skimage.measure.find_contours``
-at level 0.5 traces each mask's boundary halfway between inside and outside pixel centres; the
-points become LPS mm, each contour referencing its image (and frame, for enhanced files).
+Writing (:func:`build_rtstruct`, :func:`write_rtstruct`): per slice,
+``skimage.measure.find_contours`` at level 0.5 traces each mask's boundary halfway between inside
+and outside pixel centres; the points become LPS mm, each contour referencing its image (and
+frame, for enhanced files).
 
 Mask conventions (see ``configs/dicom_roles.yaml``, ``rois``): gland label 1 = right parotid,
 2 = left parotid; tumour 0/1. Arrays are (z, y, x) as from ``sitk.GetArrayFromImage``.
@@ -69,11 +70,15 @@ def referenced_sop_uids(ds: pydicom.Dataset) -> set[str]:
     for frame in ds.get("ReferencedFrameOfReferenceSequence", []):
         for study in frame.get("RTReferencedStudySequence", []):
             for series in study.get("RTReferencedSeriesSequence", []):
-                uids |= {str(i.ReferencedSOPInstanceUID) for i in series.get("ContourImageSequence", [])}
+                uids |= _sops(series)
     for roi in ds.get("ROIContourSequence", []):
         for contour in roi.get("ContourSequence", []):
-            uids |= {str(i.ReferencedSOPInstanceUID) for i in contour.get("ContourImageSequence", [])}
+            uids |= _sops(contour)
     return uids
+
+
+def _sops(item: pydicom.Dataset) -> set[str]:
+    return {str(i.ReferencedSOPInstanceUID) for i in item.get("ContourImageSequence", [])}
 
 
 def frame_of_reference_uids(ds: pydicom.Dataset) -> set[str]:
@@ -131,7 +136,7 @@ def rasterise(contours: Sequence[np.ndarray], reference: sitk.Image, *, name: st
 
 
 def match_roi(name: str, rules: Mapping[str, Sequence[str]]) -> str | None:
-    """The first rule key (``tumour``, ``gland_right``, ...) one of whose patterns finds ``name``."""
+    """The first rule key (``tumour``, ``gland_right``, ...) with a pattern found in ``name``."""
     for key, patterns in rules.items():
         if any(re.search(p, name) for p in patterns):
             return key
@@ -242,12 +247,13 @@ def build_rtstruct(rois: Mapping[str, np.ndarray], reference: sitk.Image, geomet
         ds.StructureSetROISequence.append(roi)
         item = pydicom.Dataset()
         item.ReferencedROINumber = number
-        item.ROIDisplayColor = [255, 0, 0] if re.search(r"(?i)gtv|tum|lesion", name) else [0, 200, 0]
+        is_target = re.search(r"(?i)gtv|tum|lesion", name) is not None
+        item.ROIDisplayColor = [255, 0, 0] if is_target else [0, 200, 0]
         item.ContourSequence = DicomSequence(_contours(np.asarray(mask, bool), reference, refs))
         ds.ROIContourSequence.append(item)
         obs = pydicom.Dataset()
         obs.ObservationNumber, obs.ReferencedROINumber = number, number
-        obs.RTROIInterpretedType = "GTV" if item.ROIDisplayColor[0] == 255 else "ORGAN"
+        obs.RTROIInterpretedType = "GTV" if is_target else "ORGAN"
         obs.ROIInterpreter = ""
         ds.RTROIObservationsSequence.append(obs)
     return ds
@@ -313,5 +319,14 @@ def write_rtstruct(rois: Mapping[str, np.ndarray], series_files: Sequence[Path],
     ds = build_rtstruct(rois, reference, geometry, headers[0][1], label=label)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(out_path, enforce_file_format=True)
+    _save(ds, out_path)
     return out_path
+
+
+def _save(ds: pydicom.Dataset, path: Path) -> None:
+    """Save as a DICOM Part-10 file (preamble + file meta) with pydicom 3 or 2.4."""
+    try:
+        ds.save_as(path, enforce_file_format=True)
+    except TypeError:  # pydicom < 3
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=False)

@@ -14,7 +14,7 @@ import numpy as np
 from skimage.measure import label as connected_components
 from skimage.transform import resize
 
-from mrparotid.constants import CLASSES, SERIES
+from mrparotid.constants import CLASSES, SERIES, parse_channels
 from mrparotid.errors import InputError
 from mrparotid.grid import Study
 
@@ -252,8 +252,10 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
 
     ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
     Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. The ``mask`` channel is the
-    parotid gland mask.
+    parotid gland mask. Channels come out in the fixed order of
+    :data:`mrparotid.constants.CHANNELS`, whatever the order asked for.
     """
+    channels = parse_channels(channels)
     picks = []
     keep = None
     if series_mask != "none":

@@ -1,4 +1,4 @@
-"""A patient folder holding a whole DICOM study (any depth) → T1, CE-T1, T2 and gland/tumour masks.
+"""A folder holding a whole DICOM study (any depth) → T1, CE-T1, T2 and gland/tumour masks.
 
 Series are found by SeriesInstanceUID among all DICOM files under the folder and given roles by
 ``configs/dicom_roles.yaml`` (SeriesDescription/ProtocolName patterns, the contrast tags, or a
@@ -201,7 +201,8 @@ def discover_series(patient_dir: Path, *, roles_file: Path | None = None,
     return _discover(scan_folder(Path(patient_dir), recursive=True), roles)
 
 
-def _discover(headers: Sequence[tuple[Path, pydicom.Dataset]], roles: RolesConfig) -> list[SeriesInfo]:
+def _discover(headers: Sequence[tuple[Path, pydicom.Dataset]],
+              roles: RolesConfig) -> list[SeriesInfo]:
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
     for path, ds in headers:
         if is_image(ds):
@@ -235,7 +236,8 @@ def _summarise(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> tuple[S
     agent = bool(str(ds.get("ContrastBolusAgent", "") or "").strip()) \
         or len(ds.get("ContrastBolusAgentSequence", []) or []) > 0
     info = SeriesInfo(uid, None if number in (None, "") else int(number),
-                      str(ds.get("Modality", "") or "?"), _printable(ds.get("SeriesDescription", "")),
+                      str(ds.get("Modality", "") or "?"),
+                      _printable(ds.get("SeriesDescription", "")),
                       orientation, (int(ds.Columns), int(ds.Rows)),
                       tuple(float(v) for v in spacing), n, tuple(sorted(p for p, _ in members)))
     tags = _Tags(_printable(ds.get("ProtocolName", "")),
@@ -248,7 +250,8 @@ def _printable(value) -> str:
 
 
 def orientation_name(orientation: Sequence[float], *, tolerance_deg: float = 1.0) -> str:
-    """``axial``/``sagittal``/``coronal`` from ImageOrientationPatient, or ``oblique <plane> A deg``.
+    """``axial``/``sagittal``/``coronal`` from ImageOrientationPatient, or ``oblique <plane> A deg``
+    (A: angle in degrees between the slice normal and the nearest scanner axis).
 
     >>> orientation_name([1, 0, 0, 0, 1, 0]), orientation_name([0, 1, 0, 0, 0, -1])
     ('axial', 'sagittal')
@@ -263,19 +266,12 @@ def orientation_name(orientation: Sequence[float], *, tolerance_deg: float = 1.0
 def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | None, str]:
     """(role or None, reason) of one series under ``roles`` (ambiguity across series aside).
 
-    Order: other modality, localizer (ImageType, description), too few slices, no geometry →
-    ignored; a pin → that role; else the role rules on SeriesDescription, and only when none
+    Order: no plane geometry → ignored; a pin (series_uid, else series_number) → that role, even
+    for a series the ignore rules would drop; other modality, localizer (ImageType, description),
+    too few slices → ignored; else the role rules on SeriesDescription, and only when none
     matches there on ProtocolName. Contrast: the agent tags or a contrast pattern in either name.
     """
     texts = [info.description, tags.protocol]
-    if info.modality.upper() not in roles.modalities:
-        return None, f"modality {info.modality}"
-    if set(tags.image_type) & set(roles.ignore_image_type):
-        return None, "localizer (ImageType)"
-    if _search(roles.ignore_description, texts):
-        return None, "localizer (description)"
-    if info.n_slices < roles.min_slices:
-        return None, f"{info.n_slices} slice(s) < {roles.min_slices}"
     if info.orientation == "-":
         return None, "no plane geometry"
     for role, rule in roles.rules.items():
@@ -284,6 +280,14 @@ def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | N
         if rule.series_uid is None and rule.series_number is not None \
                 and rule.series_number == info.series_number:
             return role, f"pinned (series_number {info.series_number})"
+    if info.modality.upper() not in roles.modalities:
+        return None, f"modality {info.modality}"
+    if set(tags.image_type) & set(roles.ignore_image_type):
+        return None, "localizer (ImageType)"
+    if _search(roles.ignore_description, texts):
+        return None, "localizer (description)"
+    if info.n_slices < roles.min_slices:
+        return None, f"{info.n_slices} slice(s) < {roles.min_slices}"
     by_tag = roles.contrast_tags and tags.contrast_agent
     by_text = _search(roles.contrast_patterns, texts)
     enhanced = by_tag or by_text
@@ -315,7 +319,8 @@ def _mark_ambiguous(infos: list[SeriesInfo]) -> list[SeriesInfo]:
         others = [o for o in infos if o.role is not None and o.role == info.role and o is not info]
         if others:
             nums = ", ".join(_label(o) for o in others)
-            info = dataclasses.replace(info, reason=f"AMBIGUOUS: {info.role} also {nums}")
+            reason = f"AMBIGUOUS: {info.role} also claimed by {nums}"
+            info = dataclasses.replace(info, reason=reason)
         out.append(info)
     return out
 
@@ -367,7 +372,7 @@ def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: st
                 what = (f"series_uid {rule.series_uid}" if rule.series_uid is not None
                         else f"series_number {rule.series_number}")
                 raise InputError(f"the {role} role is pinned to {what}, which is not an image "
-                                 "series in this folder (or is ignored)", patient=patient,
+                                 "series with plane geometry in this folder", patient=patient,
                                  path=patient_dir, fix="check the number with 'mrparotid inspect "
                                  "PATIENT_DIR' and fix the roles YAML")
             usable = [i for i in infos if not i.reason.startswith(("localizer", "modality"))]
@@ -408,9 +413,10 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
     headers = scan_folder(patient_dir, recursive=True)
     if not any(is_image(ds) for _, ds in headers):
         raise InputError("no DICOM image files found (at any depth)", **where,
-                         fix="put the study's DICOM export in the folder, or name T1/CE-T1/T2 files")
+                         fix="put the study's DICOM export in the folder, "
+                             "or name T1/CE-T1/T2 files")
     infos = _discover(headers, roles)
-    chosen = select_roles(infos, roles, **{"patient": patient_id, "patient_dir": patient_dir})
+    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir)
     reader = _SeriesReader(headers, infos, patient_id, patient_dir)
     images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()}
     masks = _rtstruct_masks(headers, infos, chosen, roles, reader, patient_id)
@@ -424,7 +430,8 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
         found = f" (RTSTRUCT ROIs: {', '.join(names)})" if names else " (no RTSTRUCT in the folder)"
         raise InputError(f"no parotid gland contours found{found}", **where,
                          fix="export an RTSTRUCT with ROIs named like Parotid_R/Parotid_L, add "
-                             "`rois:` patterns to a roles YAML (--roles FILE), or add parotid.nii.gz")
+                             "`rois:` patterns to a roles YAML (--roles FILE), "
+                             "or add parotid.nii.gz")
     if require_tumour and "tumour" not in masks:
         raise InputError("no tumour contours found", **where,
                          fix="contour the tumour (ROI named GTV*/Tumor*/Tumour*/Lesion*) or add "
@@ -478,7 +485,8 @@ def _rtstruct_masks(headers, infos, chosen, roles: RolesConfig, reader: _SeriesR
         if not candidates:
             raise InputError("the RTSTRUCT references no image series in this folder",
                              patient=patient, path=path,
-                             fix="export the series the contours were drawn on into the same folder")
+                             fix="export the series the contours were drawn on "
+                                 "into the same folder")
         first_error = None
         for uid in candidates:
             reference = reader.image(uid)

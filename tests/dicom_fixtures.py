@@ -27,7 +27,8 @@ _CACHE: dict[str, dict[str, Path]] = {}
 def require_fixtures() -> Path:
     """The fixture root, or skip the test when ../shared is absent."""
     if not FIXTURE_ROOT.is_dir():
-        pytest.skip(f"real DICOM fixtures not found at {FIXTURE_ROOT} (needs the ../shared checkout)")
+        pytest.skip(f"real DICOM fixtures not found at {FIXTURE_ROOT} "
+                    "(needs the ../shared checkout beside the repo)")
     return FIXTURE_ROOT
 
 

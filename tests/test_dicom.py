@@ -107,7 +107,8 @@ def test_dropped_slices_are_filled_with_a_warning(real_dicom, tmp_path, drop):
     files = _sorted_by_position(src)
     full = read_dicom_series(src)
     kept = [f for i, f in enumerate(files) if i not in drop]
-    with pytest.warns(SliceGapWarning, match=rf"slice gap of {4.8 * (len(drop) + 1):.1f} mm") as rec:
+    gap = f"slice gap of {4.8 * (len(drop) + 1):.1f} mm"
+    with pytest.warns(SliceGapWarning, match=gap) as rec:
         image = read_series_files(kept, where=tmp_path)
     assert str(tmp_path) in str(rec[0].message)
     assert image.GetSize() == full.GetSize()
@@ -196,7 +197,8 @@ def test_enhanced_frames_stored_out_of_order(real_dicom, tmp_path):
         ds.PerFrameFunctionalGroupsSequence = DicomSequence(
             [ds.PerFrameFunctionalGroupsSequence[i] for i in perm])
     original, shuffled, _ = _enhanced_copy(real_dicom, tmp_path, shuffle)
-    np.testing.assert_array_equal(sitk.GetArrayFromImage(original), sitk.GetArrayFromImage(shuffled))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(original),
+                                  sitk.GetArrayFromImage(shuffled))
     assert original.GetOrigin() == shuffled.GetOrigin()
 
 

@@ -31,7 +31,8 @@ def _glands_and_tumour(reference):
     return right, left, tumour
 
 
-@pytest.mark.parametrize("name", ["philips_t1_ffe_ax_classic", "siemens_xa30_t1_tfl3d_sag_enhanced"])
+@pytest.mark.parametrize("name", [
+    "philips_t1_ffe_ax_classic", "siemens_xa30_t1_tfl3d_sag_enhanced"])
 def test_round_trip(real_dicom, tmp_path, rules, name):
     files = image_files(real_dicom[name])
     reference = read_dicom_series(real_dicom[name])
@@ -54,8 +55,10 @@ def test_round_trip(real_dicom, tmp_path, rules, name):
 def test_holes_survive_the_round_trip(real_dicom, tmp_path, rules):
     folder = real_dicom["philips_t1_ffe_ax_classic"]
     reference = read_dicom_series(folder)
-    ring = ellipsoid(reference, [0, 0, 0], [40, 40, 20]) & ~ellipsoid(reference, [0, 0, 0], [20, 20, 40])
-    ds = pydicom.dcmread(write_rtstruct({"Parotids": ring}, image_files(folder), tmp_path / "rs.dcm"))
+    outer = ellipsoid(reference, [0, 0, 0], [40, 40, 20])
+    ring = outer & ~ellipsoid(reference, [0, 0, 0], [20, 20, 40])
+    path = write_rtstruct({"Parotids": ring}, image_files(folder), tmp_path / "rs.dcm")
+    ds = pydicom.dcmread(path)
     mask = masks_from_rtstruct(ds, reference, rules)["gland"]
     assert set(np.unique(mask)) == {0, 1}          # unsided ROI → 1
     assert dice(mask, ring) >= 0.95 and not mask[reference.GetSize()[2] // 2, 128, 128]

@@ -117,7 +117,8 @@ def test_ambiguous_role_asks_for_a_mapping(real_dicom, tmp_path):
     roles.write_text("T2: {series_number: 7}\n")
     images = load_study(folder, "P002", roles_file=roles)
     assert set(images) >= {"T1", "CE-T1", "T2", "gland"}
-    pinned = {i.series_number: (i.role, i.reason) for i in discover_series(folder, roles_file=roles)}
+    infos = discover_series(folder, roles_file=roles)
+    pinned = {i.series_number: (i.role, i.reason) for i in infos}
     assert pinned[7] == ("T2", "pinned (series_number 7)") and pinned[5][0] is None
 
 
@@ -148,7 +149,8 @@ def test_bad_roles_files(tmp_path, text, error):
 
 
 def _info(description, *, n=24, modality="MR"):
-    return SeriesInfo("1.2.3", 1, modality, description, "axial", (256, 256), (1.0, 1.0, 5.0), n, ())
+    return SeriesInfo("1.2.3", 1, modality, description, "axial", (256, 256), (1.0, 1.0, 5.0),
+                      n, ())
 
 
 @pytest.mark.parametrize("description, agent, image_type, n, role", [
@@ -175,7 +177,8 @@ def test_classify_table(description, agent, image_type, n, role):
 
 def test_classify_other_modality_and_protocol_fallback():
     roles = load_roles()
-    assert classify(_info("T1 AX", modality="CT"), _Tags("", (), False), roles) == (None, "modality CT")
+    got = classify(_info("T1 AX", modality="CT"), _Tags("", (), False), roles)
+    assert got == (None, "modality CT")
     got, reason = classify(_info("series 6"), _Tags("T2_TSE_AX", (), False), roles)
     assert got == "T2" and "protocol name" in reason
 
@@ -228,3 +231,60 @@ def test_convert_arguments_and_missing_gland(real_dicom, tmp_path):
     copy_series(image_files(real_dicom[SOURCE]), folder / "c", description="T2", series_number=3)
     with pytest.raises(InputError, match="no parotid gland contours found .no RTSTRUCT"):
         load_study(folder, "P004")
+
+
+def _named_patient(folder):
+    folder.mkdir(parents=True)
+    arr = np.zeros((6, 8, 8), np.float32)
+    arr[2:4, 2:6, 2:6] = 1
+    for name in ("T1", "CE-T1", "T2", "parotid"):
+        sitk.WriteImage(sitk.GetImageFromArray(arr), str(folder / f"{name}.nii.gz"))
+    return folder
+
+
+def test_cohort_with_a_bad_patient(tmp_path, capsys):
+    from mrparotid.errors import CohortError
+
+    _named_patient(tmp_path / "pts" / "A1")
+    (tmp_path / "pts" / "B2").mkdir()
+    (tmp_path / "pts" / "B2" / "notes.txt").write_text("nothing here")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("patient_id,diagnosis,patient_dir\n"
+                        "A1,malignant,pts/A1\nB2,warthin,pts/B2\n")
+    with pytest.raises(CohortError, match=r"1 bad patient.*patient B2: .*--skip-bad"):
+        _run(["convert", "--manifest", str(manifest), str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+    assert _run(["convert", "--manifest", str(manifest), str(tmp_path / "out"), "--skip-bad"]) == 0
+    (case,) = read_manifest(tmp_path / "out" / "manifest.csv").cases
+    assert case.patient_id == "A1" and case.diagnosis == "malignant"
+    written = sorted(p.name for p in (tmp_path / "out" / "A1").iterdir())
+    assert written == ["CE-T1.nii.gz", "T1.nii.gz", "T2.nii.gz", "parotid.nii.gz"]
+    assert "convert" in capsys.readouterr().err        # the tqdm progress bar
+
+
+@pytest.mark.parametrize("strip", ["series", "series+images", "everything"])
+def test_rtstruct_found_by_image_refs_or_frame_of_reference(study, tmp_path, strip):
+    import pydicom
+
+    folder = shutil.copytree(study[0], tmp_path / "P005")
+    rs_path = folder / "DICOM" / "ST0001" / "RS" / "RS0001"
+    ds = pydicom.dcmread(rs_path)
+    # without RTReferencedStudySequence the series is found through the contours' image refs;
+    # without those too, as the role series in the same frame of reference
+    del ds.ReferencedFrameOfReferenceSequence[0].RTReferencedStudySequence
+    if strip in ("series", "everything"):  # a foreign frame of reference
+        ds.ReferencedFrameOfReferenceSequence[0].FrameOfReferenceUID = "1.2.3.4"
+        for roi in ds.StructureSetROISequence:
+            roi.ReferencedFrameOfReferenceUID = "1.2.3.4"
+    if strip in ("series+images", "everything"):
+        for roi in ds.ROIContourSequence:
+            for contour in roi.ContourSequence:
+                del contour.ContourImageSequence
+    ds.save_as(rs_path)
+    if strip == "everything":
+        with pytest.raises(InputError, match="references no image series in this folder"):
+            load_study(folder, "P005")
+        return
+    images = load_study(folder, "P005")
+    gland = sitk.GetArrayFromImage(images["gland"])
+    assert dice(gland == 2, study[1]["left"]) >= 0.95
