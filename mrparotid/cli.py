@@ -57,7 +57,7 @@ def cmd_prepare(args, extra) -> int:
     print(f"cache: {prepared.cache_dir} ({prepared.built} patient(s) prepared, "
           f"{len(prepared.entries) - prepared.built} reused)")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2))
+        Path(args.json).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     if prepared.bad and not cfg["data"]["skip_bad"]:
         raise CohortError(prepared.bad)
     return 0
@@ -160,7 +160,7 @@ def cmd_diagnose(args, extra) -> int:
         if not args.quiet:
             print(format_report(report) + "\n")
     if args.json:
-        Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2))
+        Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
     if args.csv:
         from mrparotid.train import write_csv
 

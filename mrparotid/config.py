@@ -37,7 +37,7 @@ SERIES_MASK_CHOICES = ("none", "gland", "tumour")
 
 def _read_yaml(path: Path) -> dict:
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path,
@@ -151,6 +151,8 @@ def validate(cfg: dict) -> None:
             raise ConfigError(f"data.{key} is {data[key]!r}", fix="use a fraction in [0, 1)")
     if _number(cfg, "data.batch_size", int) < 1:
         raise ConfigError("data.batch_size must be >= 1", fix="e.g. --data.batch_size 32")
+    for key in ("lr", "weight_decay"):   # YAML reads 3e-4 (no dot) as a string
+        cfg["optim"][key] = _number(cfg, f"optim.{key}", float)
     if cfg["optim"]["optimizer"] not in ("adam", "adamw"):
         raise ConfigError(f"optim.optimizer is {cfg['optim']['optimizer']!r}", fix="use adam or adamw")
     if cfg["optim"]["scheduler"] not in ("none", "cosine", "paper"):
@@ -198,5 +200,5 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def dump_config(cfg: dict, path: Path) -> None:
-    with open(path, "w") as fh:
+    with open(path, "w", encoding="utf-8") as fh:
         yaml.safe_dump(cfg, fh, sort_keys=False)

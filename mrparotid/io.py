@@ -47,11 +47,24 @@ class PatientFiles:
         rows = []
         for role in sorted(self.paths):
             path = self.paths[role]
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            files = (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir()
+                     else [path, *_mhd_data_file(path)])
             for f in files:
                 st = f.stat()
                 rows.append((role, str(f.relative_to(self.patient_dir)), st.st_size, st.st_mtime_ns))
         return rows
+
+
+def _mhd_data_file(path: Path) -> list[Path]:
+    """The voxel file (``ElementDataFile``) a ``.mhd`` header points to, if it is one file."""
+    if not path.name.lower().endswith(".mhd"):
+        return []
+    for line in path.read_text(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "ElementDataFile":
+            data = path.parent / value.strip()
+            return [data] if value.strip() != "LOCAL" and data.is_file() else []
+    return []
 
 
 def _strip_suffix(name: str) -> str | None:

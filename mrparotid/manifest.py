@@ -68,7 +68,7 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     if not path.is_file():
         raise ManifestError("manifest not found", path=path,
                             fix="pass a CSV with columns patient_id,diagnosis,patient_dir[,split][,center]")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     synthetic = any(line.startswith("#") and SYNTHETIC_MARK in line.upper()
                     for line in text.splitlines())
     kept = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1)
@@ -113,7 +113,7 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
 def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None = None) -> None:
     """Write cases with ``patient_dir`` relative to the manifest's folder."""
     path = Path(path)
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         if comment:
             for line in comment.splitlines():
                 fh.write(f"# {line}\n")

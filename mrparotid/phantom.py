@@ -248,7 +248,7 @@ def make_cohort(out_dir: str | Path, n_patients: int = 40, seed: int = 0,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n")
+    (out_dir / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n", encoding="utf-8")
     rng = np.random.default_rng(seed)
     cases = []
     for i in tqdm(range(n_patients), desc="phantom patients (SYNTHETIC)", disable=not progress):

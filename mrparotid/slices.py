@@ -251,15 +251,18 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
     """Model input from stored planes: uint8 (n, 5, H, W) → uint8 (n, len(channels), H, W).
 
     ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
-    Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. The ``mask`` channel is the
-    parotid gland mask. Channels come out in the fixed order of
-    :data:`mrparotid.constants.CHANNELS`, whatever the order asked for.
+    Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. ``"gland"`` keeps the tumour
+    too, as gland contours often leave it out. The ``mask`` channel is the parotid gland mask.
+    Channels come out in the fixed order of :data:`mrparotid.constants.CHANNELS`, whatever the
+    order asked for.
     """
     channels = parse_channels(channels)
     picks = []
     keep = None
     if series_mask != "none":
         keep = crops[:, PLANES.index(series_mask)] > 0
+        if series_mask == "gland":
+            keep |= crops[:, PLANES.index("tumour")] > 0
     for ch in channels:
         if ch == "mask":
             picks.append(crops[:, PLANES.index("gland")])

@@ -130,7 +130,7 @@ def load_roles(roles_file: Path | None = None) -> RolesConfig:
 
 def _read_yaml(path: Path) -> dict:
     try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise ConfigError("roles file not found", path=path,
                           fix="pass an existing YAML file (see configs/dicom_roles.yaml)") from None

@@ -87,7 +87,7 @@ def write_csv(rows: list[dict], path: Path) -> None:
     import csv
 
     cols = ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         writer.writerows(rows)
@@ -189,7 +189,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
         summary[split] = quick_metrics(rows, rule_n)
     if evaluate and has_test:
         summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     return summary
 
 
@@ -243,7 +243,7 @@ def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Pa
                         "test": summary.get("test")})
     table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}
     table["report"] = ablation_report(out_root, results, mf.synthetic)
-    (out_root / "ablation.json").write_text(json.dumps(table, indent=2, default=str))
+    (out_root / "ablation.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
     return table
 
 
@@ -282,15 +282,15 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
         s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
                 progress=progress, evaluate=True)
         fold_summaries.append(s)
-        pooled.append((out_root / f"fold{i + 1}" / "predictions_test.csv").read_text().splitlines())
+        pooled.append((out_root / f"fold{i + 1}" / "predictions_test.csv").read_text(encoding="utf-8").splitlines())
     header = pooled[0][0]
     lines = [header] + [ln for p in pooled for ln in p[1:]]
-    (out_root / "predictions_oof.csv").write_text("\n".join(lines) + "\n")
+    (out_root / "predictions_oof.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = {"k": k, "folds": [s.get("test") for s in fold_summaries], "synthetic": mf.synthetic}
     try:
         from mrparotid.evaluate import evaluate_predictions, read_predictions, summarise_folds
 
-        fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json").read_text())
+        fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
                         for i in range(k)]
         result["fold_summary"] = summarise_folds(fold_metrics)
         evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
@@ -298,7 +298,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
                              synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
     except ImportError:
         pass
-    (out_root / "cv_summary.json").write_text(json.dumps(result, indent=2, default=str))
+    (out_root / "cv_summary.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return result
 
 

@@ -112,7 +112,7 @@ def write_cohort(root: Path, rows: list[tuple], *, name: str = "manifest.csv",
             write_patient(root / "patients" / pid, **options)
         lines.append(f"{pid},{diagnosis},patients/{pid},{split}")
     path = root / name
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 

@@ -85,7 +85,7 @@ def test_shuffled_and_renamed_files_give_the_same_volume(real_dicom, tmp_path):
     dst.mkdir()
     for f, new in zip(files, rng.permutation(len(files))):
         shutil.copy(f, dst / f"zz_{new:03d}.img")
-    (dst / "README.txt").write_text("not DICOM")
+    (dst / "README.txt").write_text("not DICOM", encoding="utf-8")
     (dst / ".DS_Store").write_bytes(b"\0" * 64)
     (dst / "notes").write_bytes(b"plain bytes, no DICOM preamble" * 10)
     a, b = read_dicom_series(src), read_dicom_series(dst)

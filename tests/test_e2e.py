@@ -44,14 +44,14 @@ def test_fit_writes_run_folder(run):
     assert (run / "checkpoints" / "best.ckpt").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert (run / "config.yaml").is_file() and (run / "metrics.csv").is_file()
-    summary = json.loads((run / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     assert summary["synthetic"] is True
     assert summary["test"]["slices"] > 0
     assert 0.0 <= summary["test"]["slice_accuracy"] <= 1.0
     splits = summary["splits"]
     ids = [p for s in splits.values() for p in s]
     assert len(ids) == len(set(ids)) == 9                      # no patient in two splits
-    header = (run / "predictions_test.csv").read_text().splitlines()[0].split(",")
+    header = (run / "predictions_test.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header == ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
     assert (run / "evaluation" / "report.md").is_file()
 
@@ -62,7 +62,7 @@ def test_checkpoint_loads_weights_only(run):
 
 
 def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
-    summary = json.loads((run / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
     pid = summary["splits"]["test"][0]
     out = tmp_path / "report.json"
     code = main(["diagnose", str(cohort.parent / "patients" / pid), "--checkpoint",
@@ -70,7 +70,7 @@ def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
     assert code == 0
     printed = capsys.readouterr().out
     assert f"patient {pid}" in printed and "SYNTHETIC" in printed
-    report = json.loads(out.read_text())
+    report = json.loads(out.read_text(encoding="utf-8"))
     assert set(report) >= {"patient_id", "diagnosis", "counts", "slices", "rule", "model"}
     assert report["patient_id"] == pid
     assert report["diagnosis"] in {"pleomorphic_adenoma", "warthin", "malignant", "no_tumour_found"}
@@ -84,7 +84,7 @@ def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
 
 
 def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
-    pid = json.loads((run / "summary.json").read_text())["splits"]["test"][0]
+    pid = json.loads((run / "summary.json").read_text(encoding="utf-8"))["splits"]["test"][0]
     patient = tmp_path / pid
     shutil.copytree(cohort.parent / "patients" / pid, patient)
     for f in patient.iterdir():
@@ -93,7 +93,7 @@ def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
     out = tmp_path / "r.json"
     assert main(["diagnose", str(patient), "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
                  "--json", str(out), "-q"]) == 0
-    report = json.loads(out.read_text())
+    report = json.loads(out.read_text(encoding="utf-8"))
     assert report["slices"] and all("true" not in s for s in report["slices"])
 
 
@@ -101,7 +101,7 @@ def test_diagnose_csv_feeds_evaluate(run, cohort, tmp_path):
     csv_path = tmp_path / "slices.csv"
     assert main(["diagnose", str(cohort), "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
                  "--csv", str(csv_path), "-q"]) == 0
-    rows = list(csv.DictReader(csv_path.open()))
+    rows = list(csv.DictReader(csv_path.open(encoding="utf-8")))
     assert {r["patient_id"] for r in rows} == {f"SYN{i:03d}" for i in range(1, 10)}
 
 
@@ -155,11 +155,11 @@ def test_empty_patient_folder(run, tmp_path, capsys):
 
 
 def test_ablate_without_test_patients(cohort, tmp_path, capsys):
-    rows = cohort.read_text().splitlines()
+    rows = cohort.read_text(encoding="utf-8").splitlines()
     text = "\n".join(r if r.startswith(("#", "patient_id")) else r.replace(",phantom", "train,phantom").replace(",,", ",")
                      for r in rows)
     manifest = cohort.parent / "all_train.csv"
-    manifest.write_text(text + "\n")
+    manifest.write_text(text + "\n", encoding="utf-8")
     assert main(["ablate", "--channels", "T1", "-m", str(manifest), "--out", str(tmp_path / "a"), "-q",
                  *SMALL]) == 2
     assert "no test patients" in _one_error_line(capsys)
@@ -182,7 +182,7 @@ def test_ddp_two_cpu_processes(cohort, tmp_path):
                            "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    cfg = (out / "config.yaml").read_text()
+    cfg = (out / "config.yaml").read_text(encoding="utf-8")
     assert "strategy: ddp" in cfg
     assert (out / "checkpoints" / "last.ckpt").is_file()
-    assert json.loads((out / "summary.json").read_text())["test"]["slices"] > 0
+    assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["test"]["slices"] > 0

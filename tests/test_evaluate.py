@@ -62,7 +62,7 @@ def r3(rate: dict) -> tuple:
 @pytest.fixture()
 def csv_path(tmp_path):
     path = tmp_path / "preds.csv"
-    path.write_text(CSV)
+    path.write_text(CSV, encoding="utf-8")
     return path
 
 
@@ -146,10 +146,10 @@ def test_evaluate_writes_everything(csv_path, tmp_path, decide):
     for name in ("metrics.json", "confusion.csv", "slice_metrics.csv", "patients.csv",
                  "confusion.png", "roc.png", "report.md"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    saved = json.loads((out / "metrics.json").read_text())
+    saved = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert saved["slice"]["confusion"] == CONFUSION and saved["synthetic"] is True
     assert m["patient"]["rule"]["table5"]["benign"] == {"patients": 2, "correct": 2}
-    report = (out / "report.md").read_text()
+    report = (out / "report.md").read_text(encoding="utf-8")
     assert report.splitlines()[0].startswith("> **SYNTHETIC DATA") and "no clinical accuracy" in report
     assert "![confusion matrix](confusion.png)" in report and "![ROC curves](roc.png)" in report
     assert "Wilson" in report and "positive class" in report and "| malignant |" in report
@@ -159,7 +159,7 @@ def test_evaluate_writes_everything(csv_path, tmp_path, decide):
     cm = pd.read_csv(out / "confusion.csv", index_col=0)
     assert cm.to_numpy().tolist() == CONFUSION
     plain = ev.evaluate_predictions(csv_path, tmp_path / "plain")
-    assert "SYNTHETIC" not in (tmp_path / "plain" / "report.md").read_text() and plain["synthetic"] is False
+    assert "SYNTHETIC" not in (tmp_path / "plain" / "report.md").read_text(encoding="utf-8") and plain["synthetic"] is False
 
 
 def test_summarise_folds(csv_path, tmp_path, decide):
@@ -177,7 +177,7 @@ def test_summarise_folds(csv_path, tmp_path, decide):
 
 def _bad(tmp_path, text):
     path = tmp_path / "bad.csv"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError) as info:
         ev.read_predictions(path)
     msg = str(info.value)
@@ -228,7 +228,7 @@ def test_ablation_table(csv_path, tmp_path):
     assert t.loc["all", "channels"] == "T1,CE-T1,T2,mask"
     for name in ("ablation.csv", "ablation.md", "ablation.png"):
         assert (tmp_path / "abl" / name).stat().st_size > 0
-    assert (tmp_path / "abl" / "ablation.md").read_text().startswith("> **SYNTHETIC DATA")
+    assert (tmp_path / "abl" / "ablation.md").read_text(encoding="utf-8").startswith("> **SYNTHETIC DATA")
     with pytest.raises(InputError, match="same patient_id/side/index"):
         ev.ablation_table([results[1], {"name": "short", "channels": "T1", "preds": ref.iloc[:-1]}],
                           "all", tmp_path / "abl2")

@@ -35,7 +35,7 @@ def test_role_of_folders(tmp_path):
 def test_find_patient_files_by_alias(tmp_path):
     d = write_patient(tmp_path / "P001", names={"T1": "t1w", "CE-T1": "T1+C", "T2": "T2W",
                                                 "gland": "gland", "tumour": "lesion"})
-    (d / "notes.txt").write_text("ignored")
+    (d / "notes.txt").write_text("ignored", encoding="utf-8")
     files = find_patient_files(d, "P001", require_tumour=True)
     assert files.patient_id == "P001"
     assert {r: p.name for r, p in files.paths.items()} == {
@@ -201,3 +201,16 @@ def test_fingerprint_follows_size_and_mtime(tmp_path):
     after = files.fingerprint()
     assert [r for r in after if r[0] != "T2"] == [r for r in before if r[0] != "T2"]
     assert [r for r in after if r[0] == "T2"] != [r for r in before if r[0] == "T2"]
+
+
+def test_fingerprint_of_mhd_includes_its_voxel_file(tmp_path):
+    d = write_patient(tmp_path / "P001", omit=("T1",))
+    sitk.WriteImage(to_image(patient_arrays()["T1"]), str(d / "T1.mhd"))
+    files = find_patient_files(d, "P001")
+    assert files.paths["T1"].name == "T1.mhd"
+    before = files.fingerprint()
+    assert ("T1", "T1.raw") in [row[:2] for row in before]
+    raw = d / "T1.raw"
+    st = raw.stat()
+    os.utime(raw, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))   # new voxels, same header
+    assert files.fingerprint() != before

@@ -18,7 +18,7 @@ def write_csv(tmp_path: Path, *rows: str, header: str = HEADER, make_dirs: bool 
         if make_dirs and not row.startswith("#") and row.count(",") >= 2:
             (tmp_path / row.split(",")[2]).mkdir(parents=True, exist_ok=True)
     path = tmp_path / "cohort.csv"
-    path.write_text("\n".join([header, *rows]) + "\n")
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     return path
 
 
@@ -45,7 +45,7 @@ def test_optional_columns_may_be_absent(tmp_path):
 def test_comments_blank_lines_and_synthetic_mark(tmp_path):
     path = write_csv(tmp_path, "# made by hand", "", "P001,warthin,p/P001,,")
     assert not read_manifest(path).synthetic
-    path.write_text("# SYNTHETIC phantom cohort: not patient data\n" + path.read_text())
+    path.write_text("# SYNTHETIC phantom cohort: not patient data\n" + path.read_text(encoding="utf-8"))
     m = read_manifest(path)
     assert m.synthetic and [c.patient_id for c in m.cases] == ["P001"]
 
@@ -108,7 +108,7 @@ def test_write_then_read_round_trip(tmp_path):
         c.patient_dir.mkdir(parents=True)
     path = tmp_path / "m.csv"
     write_manifest(path, cases, comment="SYNTHETIC test\nsecond line")
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     assert text.startswith("# SYNTHETIC test\n# second line\n") and "patients/A1" in text
     m = read_manifest(path)
     assert m.synthetic and list(m.cases) == [

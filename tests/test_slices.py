@@ -289,6 +289,10 @@ def test_series_mask_zeroes_outside_the_mask():
     assert (tumour[:, :3, :2, :2] > 0).all() and tumour[:, :3].astype(bool).sum() == 2 * 3 * 4
     for x in (whole, gland, tumour):                 # the mask channel itself is never masked
         np.testing.assert_array_equal(x[:, 3], crops[:, PLANES.index("gland")])
+    # a tumour left out of the gland contour is kept with the gland
+    crops[:, PLANES.index("tumour"), 0, 3] = 255
+    gland = select_channels(crops, ("T1", "CE-T1", "T2", "mask"), "gland")
+    assert (gland[:, :3, 0, 3] > 0).all() and (gland[:, :3, 1:, 2:] == 0).all()
 
 
 # --- normalisation ---------------------------------------------------------------------------

@@ -128,7 +128,7 @@ def asah():
     import pandas as pd
     data = pd.read_csv(ASAH / "asah.csv")
     assert len(data) == 113 and data["poor_outcome"].sum() == 41
-    return data, json.loads((ASAH / "reference.json").read_text())
+    return data, json.loads((ASAH / "reference.json").read_text(encoding="utf-8"))
 
 
 def test_delong_matches_proc(asah):

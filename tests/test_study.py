@@ -76,7 +76,7 @@ def test_is_study_folder(study, tmp_path):
     shutil.copy(next((folder / "DICOM" / "ST0001" / "SE3").iterdir()), named / "dicom" / "x.dcm")
     assert not is_study_folder(named)
     (tmp_path / "empty").mkdir()
-    (tmp_path / "empty" / "notes.txt").write_text("hello")
+    (tmp_path / "empty" / "notes.txt").write_text("hello", encoding="utf-8")
     assert not is_study_folder(tmp_path / "empty")
 
 
@@ -114,7 +114,7 @@ def test_ambiguous_role_asks_for_a_mapping(real_dicom, tmp_path):
     assert "\n" not in message and message.startswith("patient P002: file ")
     assert "`T2: {series_number: 5}`" in message and "--roles FILE" in message
     roles = tmp_path / "roles.yaml"
-    roles.write_text("T2: {series_number: 7}\n")
+    roles.write_text("T2: {series_number: 7}\n", encoding="utf-8")
     images = load_study(folder, "P002", roles_file=roles)
     assert set(images) >= {"T1", "CE-T1", "T2", "gland"}
     infos = discover_series(folder, roles_file=roles)
@@ -128,10 +128,10 @@ def test_missing_role_and_bad_pin(real_dicom, tmp_path):
         load_study(folder, "P003")
     assert "`T2: {series_number: N}`" in str(err.value) and "\n" not in str(err.value)
     roles = tmp_path / "roles.yaml"
-    roles.write_text("T2: {series_number: 42}\n")
+    roles.write_text("T2: {series_number: 42}\n", encoding="utf-8")
     with pytest.raises(InputError, match="pinned to series_number 42"):
         load_study(folder, "P003", roles_file=roles)
-    roles.write_text("T2: {series_number: 5}\n")
+    roles.write_text("T2: {series_number: 5}\n", encoding="utf-8")
     assert "T2" in load_study(folder, "P003", roles_file=roles)
 
 
@@ -143,7 +143,7 @@ def test_missing_role_and_bad_pin(real_dicom, tmp_path):
 ])
 def test_bad_roles_files(tmp_path, text, error):
     path = tmp_path / "roles.yaml"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=error):
         load_roles(path)
 
@@ -203,7 +203,7 @@ def test_inspect_and_convert_leak_no_identifiers(study, tmp_path, capsys):
     manifest = tmp_path / "cohort.csv"
     rel = shutil.copytree(folder, tmp_path / "patients" / "P001")
     manifest.write_text("# a comment\npatient_id,diagnosis,patient_dir,split\n"
-                        f"P001,warthin,{rel.relative_to(tmp_path).as_posix()},test\n")
+                        f"P001,warthin,{rel.relative_to(tmp_path).as_posix()},test\n", encoding="utf-8")
     assert _run(["convert", "--manifest", str(manifest), str(tmp_path / "cohort")]) == 0
     out_cohort = capsys.readouterr()
     converted = read_manifest(tmp_path / "cohort" / "manifest.csv")
@@ -247,10 +247,10 @@ def test_cohort_with_a_bad_patient(tmp_path, capsys):
 
     _named_patient(tmp_path / "pts" / "A1")
     (tmp_path / "pts" / "B2").mkdir()
-    (tmp_path / "pts" / "B2" / "notes.txt").write_text("nothing here")
+    (tmp_path / "pts" / "B2" / "notes.txt").write_text("nothing here", encoding="utf-8")
     manifest = tmp_path / "m.csv"
     manifest.write_text("patient_id,diagnosis,patient_dir\n"
-                        "A1,malignant,pts/A1\nB2,warthin,pts/B2\n")
+                        "A1,malignant,pts/A1\nB2,warthin,pts/B2\n", encoding="utf-8")
     with pytest.raises(CohortError, match=r"1 bad patient.*patient B2: .*--skip-bad"):
         _run(["convert", "--manifest", str(manifest), str(tmp_path / "out")])
     assert not (tmp_path / "out" / "manifest.csv").exists()

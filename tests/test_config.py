@@ -1,0 +1,136 @@
+"""Configuration: defaults ← file ← overrides, validated at load time."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mrparotid.config import (PREPROCESS_KEYS, check_trainer_args, config_hash, default_config_path,
+                              dump_config, load_config, merge, parse_overrides, preprocess_config,
+                              resolve_config_path)
+from mrparotid.errors import ConfigError
+
+
+def test_defaults_load_and_validate():
+    cfg = load_config()
+    assert cfg["data"]["image_size"] == 224 and cfg["data"]["channels"] == ["T1", "CE-T1", "T2", "mask"]
+    assert cfg["data"]["series_mask"] == "none" and cfg["data"]["percentiles"] == [1.0, 99.0]
+
+
+def test_parse_overrides_lightning_style():
+    assert parse_overrides(["--trainer.max_epochs", "3", "--data.image_size=64", "--data.channels",
+                            "[T1,T2]", "--optim.lr", "3.0e-4", "--data.cache_dir", "null"]) == {
+        "trainer": {"max_epochs": 3}, "data": {"image_size": 64, "channels": ["T1", "T2"],
+                                               "cache_dir": None}, "optim": {"lr": 3e-4}}
+
+
+def test_learning_rate_without_a_dot_is_a_number():
+    # YAML 1.1 reads 3e-4 as a string; the README's example must still give a float
+    assert load_config(None, ["--optim.lr", "3e-4"])["optim"]["lr"] == pytest.approx(3e-4)
+    with pytest.raises(ConfigError, match="optim.lr is 'fast', not a number"):
+        load_config(None, ["--optim.lr", "fast"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["image_size", "3"], "unrecognised argument 'image_size'"),
+    (["--seed"], "unrecognised argument '--seed'"),
+    (["--data.image_size"], "override --data.image_size has no value"),
+])
+def test_parse_overrides_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_overrides(args)
+
+
+def test_overrides_and_config_file_layering(tmp_path):
+    user = tmp_path / "user.yaml"
+    user.write_text("data:\n  image_size: 64\n  margin_mm: 5\noptim:\n  lr: 0.01\n", encoding="utf-8")
+    cfg = load_config(user, ["--data.image_size", "32"])
+    assert cfg["data"]["image_size"] == 32 and cfg["data"]["margin_mm"] == 5
+    assert cfg["optim"]["lr"] == 0.01 and cfg["data"]["batch_size"] == 32     # default kept
+    assert load_config(None, {"data": {"image_size": 48}})["data"]["image_size"] == 48
+
+
+def test_named_configs_resolve_from_configs_folder():
+    assert resolve_config_path("paper") == default_config_path().parent / "paper.yaml"
+    assert load_config("paper")["optim"]["scheduler"] == "paper"
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as exc:
+        load_config(None, ["--data.imagesize", "32"])
+    text = str(exc.value)
+    assert "unknown config key 'data.imagesize'" in text and "data.image_size" in text
+
+
+def test_trainer_keys_pass_merge_but_are_checked():
+    cfg = load_config(None, ["--trainer.limit_train_batches", "2"])
+    check_trainer_args(cfg["trainer"])
+    with pytest.raises(ConfigError, match="unknown config key 'trainer.max_epoch'"):
+        check_trainer_args(load_config(None, ["--trainer.max_epoch", "2"])["trainer"])
+
+
+def test_merge_rejects_a_scalar_for_a_section():
+    with pytest.raises(ConfigError, match="'data' must be a mapping"):
+        merge({"data": {"a": 1}}, {"data": 3})
+
+
+@pytest.mark.parametrize("override,message", [
+    (["--data.image_size", "8"], "data.image_size is 8"),
+    (["--data.image_size", "32.5"], "data.image_size is 32.5"),
+    (["--data.percentiles", "[99,1]"], "data.percentiles is"),
+    (["--data.percentiles", "5"], "data.percentiles is 5"),
+    (["--data.percentiles", "[1,2,3]"], "data.percentiles is"),
+    (["--data.series_mask", "lesion"], "data.series_mask is 'lesion'"),
+    (["--data.channels", "[T1,FLAIR]"], "unknown channel 'FLAIR'"),
+    (["--data.channels", "[]"], "empty channel selection"),
+    (["--data.channels", "5"], "data.channels is 5"),
+    (["--data.margin_mm", "-1"], "data.margin_mm is negative"),
+    (["--data.margin_mm", "wide"], "data.margin_mm is 'wide', not a number"),
+    (["--data.test_fraction", "1.0"], "data.test_fraction is 1.0"),
+    (["--data.val_fraction", "x"], "data.val_fraction is 'x', not a number"),
+    (["--data.batch_size", "0"], "data.batch_size must be >= 1"),
+    (["--optim.optimizer", "sgd"], "optim.optimizer is 'sgd'"),
+    (["--optim.scheduler", "step"], "optim.scheduler is 'step'"),
+    (["--rule.malignant_min_slices", "-1"], "rule.malignant_min_slices must be >= 0"),
+])
+def test_bad_values_fail_at_load_time(override, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_config(None, override)
+    assert "\n" not in str(exc.value)
+
+
+def test_channels_are_normalised_to_the_fixed_order():
+    assert load_config(None, ["--data.channels", "mask,t2,T1"])["data"]["channels"] == ["T1", "T2", "mask"]
+    assert load_config(None, ["--data.channels", "[T1+C]"])["data"]["channels"] == ["CE-T1"]
+
+
+@pytest.mark.parametrize("text,message", [("data: [1, 2\n", "not valid YAML"),
+                                          ("- a\n- b\n", "must be a YAML mapping")])
+def test_bad_config_files(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_preprocess_config_and_hash():
+    cfg = load_config()
+    pre = preprocess_config(cfg)
+    assert tuple(pre) == PREPROCESS_KEYS
+    assert config_hash(pre) == config_hash(dict(reversed(list(pre.items()))))   # key order free
+    assert len(config_hash(pre)) == 12 and len(config_hash(pre, 16)) == 16
+    other = load_config(None, ["--data.image_size", "64"])
+    assert config_hash(preprocess_config(other)) != config_hash(pre)
+    # channels, series_mask and batch size are chosen at load time: same prepared crops
+    same = load_config(None, ["--data.channels", "T1", "--data.series_mask", "tumour",
+                              "--data.batch_size", "4"])
+    assert preprocess_config(same) == pre
+
+
+def test_dump_config_round_trips(tmp_path):
+    cfg = load_config(None, ["--data.image_size", "32"])
+    dump_config(cfg, tmp_path / "c.yaml")
+    assert yaml.safe_load((tmp_path / "c.yaml").read_text(encoding="utf-8")) == cfg
+    assert load_config(tmp_path / "c.yaml") == cfg
