@@ -35,19 +35,19 @@ PREPROCESS_KEYS = ("image_size", "margin_mm", "percentiles")
 SERIES_MASK_CHOICES = ("none", "gland", "tumour")
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml_mapping(path: Path, *, what: str = "config file",
+                      example: str = "see configs/default.yaml for the layout") -> dict:
+    """A YAML file that must hold a mapping; one-line ConfigError otherwise."""
     try:
         with open(path, encoding="utf-8") as fh:
             data = yaml.safe_load(fh) or {}
     except FileNotFoundError:
-        raise ConfigError("config file not found", path=path,
-                          fix="pass an existing YAML file, e.g. configs/default.yaml") from None
+        raise ConfigError(f"{what} not found", path=path, fix=f"pass an existing YAML file ({example})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path,
-                          fix="fix the YAML syntax") from None
+                          fix=f"fix the YAML syntax ({example})") from None
     if not isinstance(data, dict):
-        raise ConfigError("config must be a YAML mapping of sections", path=path,
-                          fix="see configs/default.yaml for the layout")
+        raise ConfigError(f"a {what} must be a YAML mapping", path=path, fix=example)
     return data
 
 
@@ -116,9 +116,9 @@ def parse_overrides(args: list[str]) -> dict:
 
 def load_config(config: str | Path | None = None, overrides: list[str] | dict | None = None) -> dict:
     """The resolved configuration: defaults, then ``config``, then ``overrides``; validated."""
-    cfg = _read_yaml(default_config_path())
+    cfg = read_yaml_mapping(default_config_path())
     if config is not None:
-        cfg = merge(cfg, _read_yaml(resolve_config_path(config)))
+        cfg = merge(cfg, read_yaml_mapping(resolve_config_path(config)))
     if overrides:
         cfg = merge(cfg, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
     validate(cfg)

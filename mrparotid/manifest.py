@@ -68,7 +68,11 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     if not path.is_file():
         raise ManifestError("manifest not found", path=path,
                             fix="pass a CSV with columns patient_id,diagnosis,patient_dir[,split][,center]")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8-sig")   # -sig: a spreadsheet's byte-order mark is no header
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"not UTF-8 text (byte {exc.start})", path=path,
+                            fix="save the CSV as UTF-8") from None
     synthetic = any(line.startswith("#") and SYNTHETIC_MARK in line.upper()
                     for line in text.splitlines())
     kept = [(no, ln) for no, ln in enumerate(text.splitlines(), start=1)
@@ -99,6 +103,9 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
         if split is not None and split not in SPLITS:
             raise ManifestError(f"{where}: unknown split {row['split']!r}", patient=pid, path=path,
                                 fix="use train, val, test or leave it empty")
+        if not row["patient_dir"]:
+            raise ManifestError(f"{where}: empty patient_dir", patient=pid, path=path,
+                                fix="give the patient's folder, relative to the manifest file")
         patient_dir = (path.parent / row["patient_dir"]).resolve()
         if check_dirs and not patient_dir.is_dir():
             raise ManifestError("patient_dir missing", patient=pid, path=patient_dir,

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-import yaml
 
-from mrparotid.config import CONFIG_DIR
+from mrparotid.config import CONFIG_DIR, read_yaml_mapping
 from mrparotid.dicom import (frames_of, is_image, is_rtstruct, read_header, read_series_headers,
                              scan_folder, slice_normal)
 from mrparotid.errors import ConfigError, InputError
@@ -129,18 +128,8 @@ def load_roles(roles_file: Path | None = None) -> RolesConfig:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError("roles file not found", path=path,
-                          fix="pass an existing YAML file (see configs/dicom_roles.yaml)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path,
-                          fix="fix the YAML syntax, e.g. `T2: {series_number: 5}`") from None
-    if not isinstance(data, dict):
-        raise ConfigError("a roles file must be a YAML mapping", path=path,
-                          fix="write e.g. `T2: {series_number: 5}`")
-    return data
+    return read_yaml_mapping(path, what="roles file",
+                             example="e.g. `T2: {series_number: 5}`; see configs/dicom_roles.yaml")
 
 
 def _rule(role: str, entry, src: Path) -> RoleRule:

@@ -167,3 +167,19 @@ def test_assert_disjoint_raises_on_overlap():
         assert_disjoint({"train": ["A", "B"], "val": [], "test": ["B"]})
     with pytest.raises(AssertionError, match="leakage"):
         assert_disjoint({"train": ["A", "A"]})
+
+
+def test_spreadsheet_exports(tmp_path):
+    (tmp_path / "p" / "P001").mkdir(parents=True)
+    path = tmp_path / "cohort.csv"
+    path.write_bytes(b"\xef\xbb\xbfpatient_id,diagnosis,patient_dir\r\nP001,warthin,p/P001\r\n")
+    assert read_manifest(path).cases[0].patient_id == "P001"          # UTF-8 BOM, CRLF
+    path.write_bytes("patient_id,diagnosis,patient_dir\nP001,warthin,p/P\u00f6\n".encode("latin-1"))
+    with pytest.raises(ManifestError, match="not UTF-8 text .* -> save the CSV as UTF-8"):
+        read_manifest(path)
+
+
+def test_empty_patient_dir_is_an_error(tmp_path):
+    path = write_csv(tmp_path, "P001,warthin,,,", make_dirs=False)
+    with pytest.raises(ManifestError, match="patient P001: .*row 2: empty patient_dir"):
+        read_manifest(path, check_dirs=False)
