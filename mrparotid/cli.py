@@ -34,6 +34,8 @@ def cmd_phantom(args, extra) -> int:
     _no_extra(extra)
     from mrparotid.phantom import make_cohort
 
+    if args.patients < 1:
+        raise ConfigError(f"--patients is {args.patients}", fix="write at least one patient, e.g. -n 40")
     manifest = make_cohort(args.out_dir, args.patients, seed=args.seed, progress=not args.quiet)
     print(f"wrote a SYNTHETIC phantom cohort of {args.patients} patients: {manifest}")
     return 0

@@ -59,7 +59,7 @@ def _mhd_data_file(path: Path) -> list[Path]:
     """The voxel file (``ElementDataFile``) a ``.mhd`` header points to, if it is one file."""
     if not path.name.lower().endswith(".mhd"):
         return []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         key, _, value = line.partition("=")
         if key.strip() == "ElementDataFile":
             data = path.parent / value.strip()

@@ -40,7 +40,7 @@ def test_prepare_prints_counts_and_writes_json(tmp_path, capfd):
     captured = capfd.readouterr()
     assert captured.err == ""
     assert "cache: " in captured.out and "(3 patient(s) prepared, 0 reused)" in captured.out
-    summary = json.loads((tmp_path / "counts.json").read_text())
+    summary = json.loads((tmp_path / "counts.json").read_text(encoding="utf-8"))
     assert set(summary["splits"]) == {"train", "val", "test"}
     for split in summary["splits"].values():
         assert isinstance(split["patients"], int)
@@ -59,7 +59,7 @@ def test_prepare_reuses_the_cache_and_rebuilds_what_changed(tmp_path, capsys):
     def built(*extra) -> int:
         assert main(["prepare", str(manifest), "--json", str(counts), *SMALL, *extra]) == 0
         capsys.readouterr()
-        return json.loads(counts.read_text())["built"]
+        return json.loads(counts.read_text(encoding="utf-8"))["built"]
 
     assert built() == 3
     assert built() == 0
@@ -93,7 +93,7 @@ def test_bad_patient_fails_the_run_unless_skipped(tmp_path, capfd, case):
     assert main(["prepare", str(manifest), "--skip-bad", "--json", str(counts), *SMALL]) == 0
     out = capfd.readouterr()
     assert "Traceback" not in out.err
-    summary = json.loads(counts.read_text())
+    summary = json.loads(counts.read_text(encoding="utf-8"))
     assert len(summary["bad_patients"]) == 1 and summary["bad_patients"][0].startswith("patient P002: ")
     assert sum(s["patients"] for s in summary["splits"].values()) == 2
 
@@ -127,3 +127,9 @@ def test_missing_manifest_and_bad_override(tmp_path, capfd):
     assert "data.image_size is 8" in one_error_line(capfd)
     assert main(["prepare", str(manifest), "--data.imagesize", "32", "-q"]) == 2
     assert "unknown config key 'data.imagesize'" in one_error_line(capfd)
+
+
+def test_phantom_needs_a_patient(tmp_path, capfd):
+    assert main(["phantom", str(tmp_path / "demo"), "--patients", "0", "-q"]) == 2
+    assert "--patients is 0" in one_error_line(capfd)
+    assert not (tmp_path / "demo").exists()

@@ -60,12 +60,12 @@ def test_split_is_seeded_stratified_and_disjoint(cohort):
 
 
 def test_manifest_split_column_is_respected(cohort, tmp_path):
-    text = cohort.read_text().splitlines()           # the split column is there, empty
+    text = cohort.read_text(encoding="utf-8").splitlines()   # the split column is there, empty
     assert text[0] == "patient_id,diagnosis,patient_dir,split"
     fixed = {"P00": "test", "P01": "val", "P02": "train", "P05": "train"}
     lines = [text[0]] + [ln + fixed.get(ln.split(",")[0], "") for ln in text[1:]]
     path = cohort.parent / "with_split.csv"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     dm = make_dm(path)
     for pid, split in fixed.items():
         assert pid in dm.splits[split]

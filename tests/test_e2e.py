@@ -186,3 +186,15 @@ def test_ddp_two_cpu_processes(cohort, tmp_path):
     assert "strategy: ddp" in cfg
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert json.loads((out / "summary.json").read_text(encoding="utf-8"))["test"]["slices"] > 0
+
+
+def test_cross_validation_pools_out_of_fold_predictions(cohort, tmp_path):
+    out = tmp_path / "cv"
+    assert main(["fit", "--cv", "3", "-m", str(cohort), "--out", str(out), "-q",
+                 "--trainer.max_epochs", "1", *SMALL]) == 0
+    summary = json.loads((out / "cv_summary.json").read_text(encoding="utf-8"))
+    assert summary["k"] == 3 and len(summary["folds"]) == 3
+    rows = list(csv.DictReader((out / "predictions_oof.csv").open(encoding="utf-8")))
+    assert {r["patient_id"] for r in rows} == {f"SYN{i:03d}" for i in range(1, 10)}  # each tested once
+    assert (out / "pooled" / "report.md").is_file()
+    assert "mean" in json.dumps(summary["fold_summary"])

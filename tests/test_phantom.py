@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from mrparotid.cache import prepare_cohort, prepare_patient
 from mrparotid.config import load_config
@@ -17,8 +16,8 @@ from mrparotid.phantom import SYNTHETIC_NOTE, centred_grid, draw_spec, render
 def test_layout_and_synthetic_marks(phantom_cohort):
     root = phantom_cohort.parent
     assert phantom_cohort.name == "manifest.csv"
-    assert (root / "SYNTHETIC.txt").read_text().strip() == SYNTHETIC_NOTE
-    assert phantom_cohort.read_text().splitlines()[0] == f"# {SYNTHETIC_NOTE}"
+    assert (root / "SYNTHETIC.txt").read_text(encoding="utf-8").strip() == SYNTHETIC_NOTE
+    assert phantom_cohort.read_text(encoding="utf-8").splitlines()[0] == f"# {SYNTHETIC_NOTE}"
     manifest = read_manifest(phantom_cohort)
     assert manifest.synthetic
     assert [c.patient_id for c in manifest.cases] == ["SYN001", "SYN002", "SYN003"]
