@@ -86,12 +86,12 @@ def merge(base: dict, update: dict, *, where: str = "") -> dict:
 
 
 def parse_overrides(args: list[str]) -> dict:
-    """``["--trainer.max_epochs", "1", "--data.image_size=64"]`` → nested dict."""
+    """``["--trainer.max_epochs", "1", "--data.image_size=64", "--seed", "3"]`` → nested dict."""
     nested: dict = {}
     i = 0
     while i < len(args):
         arg = args[i]
-        if not arg.startswith("--") or "." not in arg.split("=")[0]:
+        if not arg.startswith("--") or len(arg) < 3:
             raise ConfigError(f"unrecognised argument {arg!r}",
                               fix="overrides look like --section.key VALUE, e.g. --trainer.max_epochs 1")
         if "=" in arg:

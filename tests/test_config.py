@@ -33,10 +33,12 @@ def test_learning_rate_without_a_dot_is_a_number():
 
 @pytest.mark.parametrize("args,message", [
     (["image_size", "3"], "unrecognised argument 'image_size'"),
-    (["--seed"], "unrecognised argument '--seed'"),
+    (["--seed"], "override --seed has no value"),
+    (["--"], "unrecognised argument '--'"),
     (["--data.image_size"], "override --data.image_size has no value"),
 ])
 def test_parse_overrides_errors(args, message):
+    """Bad override syntax is a one-line ConfigError (top-level keys such as --seed are fine)."""
     with pytest.raises(ConfigError, match=message):
         parse_overrides(args)
 
@@ -134,3 +136,7 @@ def test_dump_config_round_trips(tmp_path):
     dump_config(cfg, tmp_path / "c.yaml")
     assert yaml.safe_load((tmp_path / "c.yaml").read_text(encoding="utf-8")) == cfg
     assert load_config(tmp_path / "c.yaml") == cfg
+
+
+def test_top_level_seed_override():
+    assert load_config(None, ["--seed", "7"])["seed"] == 7
