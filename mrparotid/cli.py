@@ -164,9 +164,9 @@ def cmd_diagnose(args, extra) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
     if args.csv:
-        from mrparotid.train import write_csv
+        from mrparotid.evaluate import write_predictions
 
-        write_csv([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
+        write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
                     "true": s.get("true", ""), "pred": s["pred"],
                     **{f"p_{c}": p for c, p in s["probs"].items()}}
                    for r in reports for s in r["slices"]], Path(args.csv))

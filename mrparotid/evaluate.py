@@ -43,9 +43,16 @@ def _check(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if df.empty:
         raise InputError("no prediction rows", path=source, fix="predict at least one slice")
     df = df.loc[:, list(COLUMNS)].copy()
+    unlabelled = df["true"].isna() | (df["true"].astype(str).str.strip() == "")
+    n_unlabelled = int(unlabelled.sum()) + int(df.attrs.get("unlabelled_rows", 0))  # re-checks keep the count
+    lines = np.flatnonzero(~unlabelled.to_numpy()) + 2   # file line of each kept row (header = 1)
+    df = df.loc[~unlabelled]          # slices with no known class (e.g. no tumour mask) cannot be scored
+    if df.empty:
+        raise InputError(f"none of the {n_unlabelled} rows has a true class", path=source,
+                         fix="fill the true column (diagnose --csv can only when a tumour mask is given)")
 
     def bad(i: int, what: str, fix: str):
-        raise InputError(f"line {i + 2}: {what}", path=source, fix=fix)   # header is line 1
+        raise InputError(f"line {lines[i]}: {what}", path=source, fix=fix)
 
     df["patient_id"] = df["patient_id"].fillna("").astype(str).str.strip()
     df["side"] = df["side"].astype(str).str.strip().str.upper()
@@ -85,11 +92,16 @@ def _check(df: pd.DataFrame, source: str) -> pd.DataFrame:
         i = int(np.flatnonzero(dup)[0])
         bad(i, "repeats patient_id/side/index {}/{}/{}".format(*df.loc[df.index[i], KEY]),
             "keep one row per slice")
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df.attrs["unlabelled_rows"] = n_unlabelled
+    return df
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read and validate a predictions CSV (see module docstring) into a DataFrame, one row a slice.
+
+    Rows with an empty ``true`` (slices whose class is unknown) are left out; their number is in
+    ``df.attrs["unlabelled_rows"]``.
 
     Raises
     ------
@@ -294,7 +306,9 @@ def _report(m: dict, synthetic: bool, title: str) -> str:
     sm, pm = m["slice"], m["patient"]
     out = [SYNTHETIC_BANNER, ""] if synthetic else []
     out += [f"# {title or 'mrparotid evaluation'}", "",
-            f"Slices: {sm['n_slices']}; patients: {pm['n_patients']}. CI method: {stats.METHOD_NAME}.", "",
+            f"Slices: {sm['n_slices']}; patients: {pm['n_patients']}. CI method: {stats.METHOD_NAME}."
+            + (f" {m['unlabelled_rows']} slice(s) without a true class were left out."
+               if m.get("unlabelled_rows") else ""), "",
             "## Slice level", "", f"4-class accuracy: {_ci(sm['accuracy'])}", "",
             "![confusion matrix](confusion.png)", "",
             "| view | positive class | accuracy | sensitivity | specificity |", "|---|---|---|---|---|"]
@@ -372,6 +386,7 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
              "patients": "patients.csv", "confusion_png": "confusion.png", "roc_png": "roc.png",
              "report": "report.md"}
     metrics = {"synthetic": bool(synthetic), "title": title, "ci_method": stats.METHOD_NAME,
+               "unlabelled_rows": int(df.attrs.get("unlabelled_rows", 0)),
                "slice": sm, "patient": pm, "files": files}
     pd.DataFrame(sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"),
                  columns=list(CLASSES)).to_csv(out / files["confusion_csv"])

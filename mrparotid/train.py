@@ -83,16 +83,6 @@ def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
     return rows
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    import csv
-
-    cols = ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
     """Slice accuracy and rule-based patient accuracy of prediction rows."""
     from mrparotid.decide import decide_patient
@@ -137,6 +127,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from pytorch_lightning.loggers import CSVLogger
 
     from mrparotid.datamodule import ParotidDataModule
+    from mrparotid.evaluate import write_predictions
     from mrparotid.lit_module import SliceClassifier, class_weights_from
     from mrparotid.predict import load_checkpoint, predict_probs
 
@@ -185,7 +176,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
             continue
         probs = predict_probs(loaded.model, data.x, batch_size=int(cfg["data"]["batch_size"]))
         rows = prediction_records(data, probs)
-        write_csv(rows, run_dir / f"predictions_{split}.csv")
+        write_predictions(rows, run_dir / f"predictions_{split}.csv")
         summary[split] = quick_metrics(rows, rule_n)
     if evaluate and has_test:
         summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic)
@@ -195,10 +186,8 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
 
 def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
     """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``."""
-    try:
-        from mrparotid.evaluate import evaluate_predictions, read_predictions
-    except ImportError:
-        return None
+    from mrparotid.evaluate import evaluate_predictions, read_predictions
+
     val = run_dir / "predictions_val.csv"
     out = run_dir / "evaluation"
     evaluate_predictions(read_predictions(run_dir / "predictions_test.csv"), out,
@@ -249,10 +238,8 @@ def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Pa
 
 def ablation_report(out_root: Path, results: list[dict], synthetic: bool) -> str | None:
     """Table-3 style comparison (CSV, Markdown, bar chart) of the runs' test predictions."""
-    try:
-        from mrparotid.evaluate import ablation_table, read_predictions
-    except ImportError:
-        return None
+    from mrparotid.evaluate import ablation_table, read_predictions
+
     runs = [dict(r, preds=read_predictions(Path(r["run_dir"]) / "predictions_test.csv")) for r in results]
     names = [r["name"] for r in runs]
     reference = next((n for n in names if all(s in n.split("+") for s in SERIES)), names[-1])
@@ -267,7 +254,10 @@ def with_mask(channel_sets, mask: bool) -> list[tuple[str, ...]]:
 def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
                    out_dir: str | Path | None = None, progress: bool = True) -> dict:
     """Grouped (by patient), diagnosis-stratified K-fold: per-fold and pooled out-of-fold metrics."""
+    import pandas as pd
+
     from mrparotid.cache import prepare_cohort
+    from mrparotid.evaluate import evaluate_predictions, read_predictions, summarise_folds, write_predictions
 
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
@@ -282,22 +272,15 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
         s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
                 progress=progress, evaluate=True)
         fold_summaries.append(s)
-        pooled.append((out_root / f"fold{i + 1}" / "predictions_test.csv").read_text(encoding="utf-8").splitlines())
-    header = pooled[0][0]
-    lines = [header] + [ln for p in pooled for ln in p[1:]]
-    (out_root / "predictions_oof.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pooled.append(read_predictions(out_root / f"fold{i + 1}" / "predictions_test.csv"))
+    write_predictions(pd.concat(pooled, ignore_index=True), out_root / "predictions_oof.csv")
     result = {"k": k, "folds": [s.get("test") for s in fold_summaries], "synthetic": mf.synthetic}
-    try:
-        from mrparotid.evaluate import evaluate_predictions, read_predictions, summarise_folds
-
-        fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
-                        for i in range(k)]
-        result["fold_summary"] = summarise_folds(fold_metrics)
-        evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
-                             malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
-                             synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
-    except ImportError:
-        pass
+    fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json")
+                               .read_text(encoding="utf-8")) for i in range(k)]
+    result["fold_summary"] = summarise_folds(fold_metrics)
+    evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
+                         malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
+                         synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
     (out_root / "cv_summary.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return result
 
@@ -336,6 +319,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     write ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
     checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
     from mrparotid.datamodule import ParotidDataModule
+    from mrparotid.evaluate import write_predictions
     from mrparotid.predict import load_checkpoint, predict_probs
 
     loaded = load_checkpoint(checkpoint)
@@ -355,7 +339,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
         if data is None or len(data) == 0 or (key == "val" and split == "val"):
             continue
         rows = prediction_records(data, predict_probs(loaded.model, data.x))
-        write_csv(rows, out_dir / f"predictions_{name}.csv")
+        write_predictions(rows, out_dir / f"predictions_{name}.csv")
         paths[key] = out_dir / f"predictions_{name}.csv"
     if "preds" not in paths:
         raise ManifestError(f"the {split} split has no patients", path=mf.path,

@@ -234,3 +234,20 @@ def test_ablation_table(csv_path, tmp_path):
                           "all", tmp_path / "abl2")
     with pytest.raises(InputError, match="reference model"):
         ev.ablation_table(results, "missing", tmp_path / "abl3")
+
+
+def test_rows_without_a_true_class_are_left_out_and_counted(csv_path, tmp_path, decide):
+    lines = CSV.splitlines()
+    unknown = "P5,L,0,,malignant,0.05,0.05,0.05,0.85"            # e.g. diagnose --csv, no tumour mask
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(lines[:3] + [unknown] + lines[3:]) + "\n", encoding="utf-8")
+    df = ev.read_predictions(path)
+    assert len(df) == len(lines) - 1 and df.attrs["unlabelled_rows"] == 1
+    assert "P5" not in set(df["patient_id"])
+    m = ev.evaluate_predictions(df, tmp_path / "out")
+    assert m["unlabelled_rows"] == 1
+    assert "1 slice(s) without a true class" in (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    # a bad row after the blank one still reports its own file line
+    bad = lines[:3] + [unknown] + [lines[3].replace("malignant,malignant", "malignant,cancer", 1)]
+    assert "line 5" in _bad(tmp_path, "\n".join(bad))
+    assert "none of the 1 rows" in _bad(tmp_path, "\n".join([lines[0], unknown]))
