@@ -6,7 +6,7 @@ PIP := $(PYTHON) -m pip
 TORCH_CPU_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
 DEMO_DIR ?= demo
-DEMO_EPOCHS ?= 12
+DEMO_EPOCHS ?= 20
 
 .PHONY: install test test-fast demo bench clean
 

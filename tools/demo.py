@@ -20,7 +20,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--dir", default="demo")
     ap.add_argument("--patients", type=int, default=40)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=20)
     a = ap.parse_args()
     root = Path(a.dir)
     manifest = root / "cohort" / "manifest.csv"
