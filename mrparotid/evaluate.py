@@ -21,13 +21,12 @@ import pandas as pd
 from mrparotid import stats
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
 from mrparotid.errors import InputError
-from mrparotid.plots import plot_ablation, plot_confusion, plot_roc, pretty_class
+from mrparotid.plots import plot_ablation, plot_confusion, plot_roc
+from mrparotid.report import ablation_markdown, evaluation_markdown
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
 KEY: list[str] = ["patient_id", "side", "index"]
-SYNTHETIC_BANNER = ("> **SYNTHETIC DATA — not clinical.** These figures come from synthetic (phantom) "
-                    "data; no clinical accuracy is claimed.")
 _FIX = "write it with mrparotid.evaluate.write_predictions (header: " + ",".join(COLUMNS) + ")"
 
 
@@ -271,21 +270,6 @@ def _jsonable(obj):
     return obj
 
 
-def _ci(r: dict) -> str:
-    if r["n"] == 0:
-        return "n/a (0 cases)"
-    return f"{r['estimate']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['k']}/{r['n']})"
-
-
-def _auc(a: dict) -> str:
-    return "n/a" if a["auc"] is None or not np.isfinite(a["auc"]) else f"{a['auc']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}]"
-
-
-_VIEW_TITLES = {"benign_vs_malignant": "Benign vs malignant (lesion slices)",
-                "pa_vs_warthin": "Pleomorphic adenoma vs Warthin (benign slices)",
-                "lesion_vs_no_lesion": "Lesion vs no lesion (all slices)"}
-
-
 def _slice_rows(sm: dict) -> list[dict]:
     rows = [{"metric": "accuracy", "view": "4-class", "positive": "", **sm["accuracy"]}]
     rows += [{"metric": "recall", "view": c, "positive": c, **r} for c, r in sm["recall"].items()]
@@ -300,50 +284,6 @@ def _slice_rows(sm: dict) -> list[dict]:
                  "hi": m["hi"], "method": "delong_flattened"})
     rows.append({"metric": "auc", "view": "macro", "positive": "", "estimate": sm["auc"]["macro"]})
     return rows
-
-
-def _report(m: dict, synthetic: bool, title: str) -> str:
-    sm, pm = m["slice"], m["patient"]
-    out = [SYNTHETIC_BANNER, ""] if synthetic else []
-    out += [f"# {title or 'mrparotid evaluation'}", "",
-            f"Slices: {sm['n_slices']}; patients: {pm['n_patients']}. CI method: {stats.METHOD_NAME}."
-            + (f" {m['unlabelled_rows']} slice(s) without a true class were left out."
-               if m.get("unlabelled_rows") else ""), "",
-            "## Slice level", "", f"4-class accuracy: {_ci(sm['accuracy'])}", "",
-            "![confusion matrix](confusion.png)", "",
-            "| view | positive class | accuracy | sensitivity | specificity |", "|---|---|---|---|---|"]
-    for name, v in sm["binary_views"].items():
-        out.append(f"| {_VIEW_TITLES[name]} | {pretty_class(v['positive'])} | "
-                   f"{_ci(v['accuracy'])} | {_ci(v['sensitivity'])} | {_ci(v['specificity'])} |")
-    out += ["", "A slice counts as correct when its predicted class lies in the group of its true class "
-            "(so e.g. a Warthin slice called malignant is a miss in the PA-vs-Warthin view). "
-            "Sensitivity = recall of the positive class, specificity = recall of the other. "
-            "(Xia et al. 2021, Table 4, take the first-named group as positive — benign; without lesion — "
-            "so their sensitivity/specificity correspond to our specificity/sensitivity there.)", "",
-            "![ROC curves](roc.png)", "", "| AUC (one-vs-rest) | AUC [95% CI] |", "|---|---|"]
-    out += [f"| {pretty_class(c)} | {_auc(a)} |" for c, a in sm["auc"]["per_class"].items()]
-    out += [f"| micro-average | {_auc(sm['auc']['micro'])} (CI approximate: see note) |",
-            "| macro-average | " + (f"{sm['auc']['macro']:.3f}" if np.isfinite(sm["auc"]["macro"]) else "n/a") + " |",
-            "", f"Note: the micro-average CI is a {sm['auc']['micro']['note']}.", "", "## Patient level", "",
-            f"Rule: malignant when more than {pm['malignant_min_slices']} slices are predicted malignant, "
-            f"else the benign type with more slices. Soft vote: malignant when the mean malignant "
-            f"probability >= {pm['soft_vote']['threshold']:.3f}; {pm['soft_vote']['threshold_source']}.", "",
-            "| diagnosis | patients | correct (rule) | correct (soft vote) |", "|---|---|---|---|"]
-    for k, r in pm["rule"]["table5"].items():
-        out.append(f"| {pretty_class(k)} | {r['patients']} | {r['correct']} | "
-                   f"{pm['soft_vote']['table5'][k]['correct']} |")
-    out += ["", "| patients (positive class: malignant) | rule | soft vote |", "|---|---|---|",
-            f"| exact diagnosis accuracy | {_ci(pm['rule']['accuracy'])} | {_ci(pm['soft_vote']['accuracy'])} |"]
-    for key in ("accuracy", "sensitivity", "specificity"):
-        out.append(f"| benign vs malignant {key} | {_ci(pm['rule']['benign_vs_malignant'][key])} | "
-                   f"{_ci(pm['soft_vote']['benign_vs_malignant'][key])} |")
-    out += ["", "Misdiagnosed by the rule (predicted slices per class: no tumour/PA/Warthin/malignant):", ""]
-    out += [f"- {d['patient_id']}: true {pretty_class(d['true'])}, called {pretty_class(d['diagnosis'])} "
-            f"({'/'.join(str(d['counts'][c]) for c in CLASSES)})" for d in pm["rule"]["misdiagnosed"]] or ["- none"]
-    if pm["excluded_no_tumour_only"]:
-        out += ["", "Excluded from patient level (no tumour slice in the CSV): "
-                + ", ".join(pm["excluded_no_tumour_only"])]
-    return "\n".join(out) + "\n"
 
 
 def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, *,
@@ -398,7 +338,7 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
     plot_confusion(np.asarray(sm["confusion"]), out / files["confusion_png"],
                    title=f"Slice confusion matrix{tag}", synthetic=synthetic)
     plot_roc(y, p, out / files["roc_png"], title=f"Slice ROC (one-vs-rest){tag}", synthetic=synthetic)
-    (out / files["report"]).write_text(_report(metrics, synthetic, title), encoding="utf-8")
+    (out / files["report"]).write_text(evaluation_markdown(metrics, synthetic, title), encoding="utf-8")
     (out / files["metrics"]).write_text(json.dumps(_jsonable(metrics), indent=1), encoding="utf-8")
     return metrics
 
@@ -498,17 +438,7 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "ablation.csv", index=False)
-    md = [SYNTHETIC_BANNER, ""] if synthetic else []
-    md += ["# Channel ablation (slice level)", "",
-           f"Accuracy: Wilson 95% CI. Micro-AUC: DeLong 95% CI on the flattened one-vs-rest problem; "
-           f"p: paired DeLong test against `{reference_name}` on the same slices.", "",
-           "| model | channels | accuracy [95% CI] | micro-AUC [95% CI] | p vs reference |", "|---|---|---|---|---|"]
-    for t in rows:
-        p = "reference" if t["reference"] else ("n/a" if not np.isfinite(t["p_vs_reference"])
-                                                else f"{t['p_vs_reference']:.3g}")
-        md.append(f"| {t['name']} | {t['channels']} | {t['accuracy']:.3f} [{t['acc_lo']:.3f}, {t['acc_hi']:.3f}] | "
-                  f"{t['micro_auc']:.3f} [{t['auc_lo']:.3f}, {t['auc_hi']:.3f}] | {p} |")
-    md += ["", "![ablation](ablation.png)", ""]
-    (out / "ablation.md").write_text("\n".join(md), encoding="utf-8")
+    md = ablation_markdown(rows, reference_name, synthetic)
+    (out / "ablation.md").write_text(md, encoding="utf-8")
     plot_ablation(rows, out / "ablation.png", synthetic=synthetic)
     return table

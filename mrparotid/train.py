@@ -20,7 +20,7 @@ from mrparotid import __version__
 from mrparotid.config import check_trainer_args, config_hash, dump_config, preprocess_config
 from mrparotid.constants import CHANNELS, CLASSES, SERIES
 from mrparotid.errors import ManifestError
-from mrparotid.manifest import Manifest, read_manifest
+from mrparotid.manifest import read_manifest
 from mrparotid.predict import FORMAT
 
 RUN_DIR_ENV = "MRPAROTID_RUN_DIR"
