@@ -198,3 +198,14 @@ def test_cross_validation_pools_out_of_fold_predictions(cohort, tmp_path):
     assert {r["patient_id"] for r in rows} == {f"SYN{i:03d}" for i in range(1, 10)}  # each tested once
     assert (out / "pooled" / "report.md").is_file()
     assert "mean" in json.dumps(summary["fold_summary"])
+
+
+def test_fit_without_manifest_uses_the_embedded_phantom(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRPAROTID_HOME", str(tmp_path / "home"))
+    out = tmp_path / "r"
+    assert main(["fit", "--out", str(out), "-q", "--data.phantom_patients", "6",
+                 "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL]) == 0
+    manifest = tmp_path / "home" / "phantom-6" / "manifest.csv"
+    assert manifest.is_file() and "SYNTHETIC" in manifest.read_text(encoding="utf-8")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["synthetic"] is True and Path(summary["manifest"]) == manifest
