@@ -91,9 +91,13 @@ def format_report(report: dict) -> str:
     rule = report["rule"]
     lines.append(f"rule: > {rule.get('malignant_min_slices')} malignant slices -> malignant; "
                  f"decided by {rule.get('branch')}")
-    lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} " + " ".join(f"{c[:8]:>8}" for c in CLASSES))
+    with_truth = any("true" in s for s in report["slices"])
+    truth_head = f"{'true (from masks)':<20} " if with_truth else ""
+    lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} {truth_head}"
+                 + " ".join(f"{'p_' + c[:6]:>8}" for c in CLASSES))
     for s in report["slices"]:
-        lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} "
+        truth = f"{s.get('true', '-'):<20} " if with_truth else ""
+        lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} {truth}"
                      + " ".join(f"{s['probs'][c]:>8.3f}" for c in CLASSES))
     lines.append("research software, not a medical device")
     return "\n".join(lines)
