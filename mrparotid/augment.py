@@ -190,8 +190,7 @@ class BatchAugment(torch.nn.Module):
         self.channels = channels
         self.cfg = AugmentConfig.from_any(cfg)
         self.mask_index: int | None = channels.index("mask") if "mask" in channels else None
-        series = torch.tensor([c != "mask" for c in channels], dtype=torch.bool)
-        self.register_buffer("_series", series.view(1, -1, 1, 1), persistent=False)
+        self.series_index: list[int] = [i for i, c in enumerate(channels) if c != "mask"]
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, cfg={self.cfg}"
@@ -205,51 +204,74 @@ class BatchAugment(torch.nn.Module):
         if x.shape[0] == 0:
             return x
         out = self._geometric(x)
-        out = self._intensity(out)
+        out = self._intensity(out if out is not x else x.clone())
         if self.cfg.p < 1.0:
             keep = torch.rand(x.shape[0], device=x.device) >= self.cfg.p
             out = torch.where(keep.view(-1, 1, 1, 1), x, out)
         return out
 
+    def _flip_signs(self, b: int, dev: torch.device) -> tuple[Tensor | None, Tensor | None]:
+        """Per-sample -1 (flip) / +1 for the x and y axes, or None when that flip is off."""
+        signs = []
+        for p in (self.cfg.hflip_p, self.cfg.vflip_p):
+            signs.append(None if p <= 0 else
+                         1.0 - 2.0 * (torch.rand(b, device=dev) < p).to(torch.float32))
+        return signs[0], signs[1]
+
     def _geometric(self, x: Tensor) -> Tensor:
-        """Flips, then one affine resampling; the mask channel is re-binarised after it."""
+        """Flips and one affine resampling; the mask channel is re-binarised after it.
+
+        With an affine part, flips are folded into the sampling matrix (a flip of the input is
+        a sign change of its normalised x or y coordinate), so the batch is resampled once.
+        Without one, flips are exact index flips.
+        """
         cfg, b, dev = self.cfg, x.shape[0], x.device
-        if cfg.hflip_p > 0:
-            flip = (torch.rand(b, device=dev) < cfg.hflip_p).view(-1, 1, 1, 1)
-            x = torch.where(flip, x.flip(-1), x)
-        if cfg.vflip_p > 0:
-            flip = (torch.rand(b, device=dev) < cfg.vflip_p).view(-1, 1, 1, 1)
-            x = torch.where(flip, x.flip(-2), x)
+        hsign, vsign = self._flip_signs(b, dev)
         if not cfg.has_affine:
+            for sign, dim in ((hsign, -1), (vsign, -2)):
+                if sign is not None:
+                    x = torch.where((sign < 0).view(-1, 1, 1, 1), x.flip(dim), x)
             return x
         angle = _uniform(-cfg.degrees, cfg.degrees, (b,), dev)
         shift = _uniform(-cfg.translate, cfg.translate, (b, 2), dev)
         scale = _uniform(cfg.scale[0], cfg.scale[1], (b,), dev)
         theta = affine_matrices(angle, shift, scale, x.shape[-2], x.shape[-1]).to(x.dtype)
+        for row, sign in ((0, hsign), (1, vsign)):     # input coordinate = F @ theta @ output
+            if sign is not None:
+                theta[:, row, :] = theta[:, row, :] * sign.to(x.dtype).view(-1, 1)
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if self.mask_index is not None:
             m = self.mask_index
-            x = torch.cat([x[:, :m], (x[:, m:m + 1] > 0.5).to(x.dtype), x[:, m + 1:]], dim=1)
+            x[:, m] = (x[:, m] > 0.5).to(x.dtype)
         return x
 
     def _intensity(self, x: Tensor) -> Tensor:
-        """Contrast, brightness and gamma per series channel and sample; clamp to [0, 1]."""
+        """Contrast, brightness and gamma per series channel and sample; clamp to [0, 1].
+
+        Modifies ``x`` in place (the caller passes a tensor it owns) and returns it.
+        """
         cfg = self.cfg
         neutral_gamma = cfg.gamma == (1.0, 1.0)
-        if cfg.contrast == 0 and cfg.brightness == 0 and neutral_gamma:
+        if (cfg.contrast == 0 and cfg.brightness == 0 and neutral_gamma) or not self.series_index:
             return x
-        b, c, dev = x.shape[0], x.shape[1], x.device
-        y = x
-        if cfg.contrast > 0:
-            factor = _uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, (b, c, 1, 1), dev).to(x.dtype)
-            mean = y.mean(dim=(-2, -1), keepdim=True)
-            y = (y - mean) * factor + mean
+        b, k, dev = x.shape[0], len(self.series_index), x.device
+        contiguous = self.series_index == list(range(k))
+        y = x[:, :k] if contiguous else x[:, self.series_index]
+        offset = torch.zeros((b, k, 1, 1), device=dev, dtype=x.dtype)
+        factor = None
+        if cfg.contrast > 0:      # (y - mean) * f + mean = y * f + mean * (1 - f)
+            factor = _uniform(1.0 - cfg.contrast, 1.0 + cfg.contrast, (b, k, 1, 1), dev).to(x.dtype)
+            offset = y.mean(dim=(-2, -1), keepdim=True) * (1.0 - factor)
         if cfg.brightness > 0:
-            y = y + _uniform(-cfg.brightness, cfg.brightness, (b, c, 1, 1), dev).to(x.dtype)
-        y = y.clamp(0.0, 1.0)
+            offset = offset + _uniform(-cfg.brightness, cfg.brightness, (b, k, 1, 1), dev).to(x.dtype)
+        y = torch.addcmul(offset, y, factor) if factor is not None else y + offset
+        y.clamp_(0.0, 1.0)
         if not neutral_gamma:
             log_lo, log_hi = math.log(cfg.gamma[0]), math.log(cfg.gamma[1])
-            gamma = torch.exp(_uniform(log_lo, log_hi, (b, c, 1, 1), dev)).to(x.dtype)
-            y = y.pow(gamma).clamp(0.0, 1.0)
-        return torch.where(self._series.to(x.device), y, x)
+            y.pow_(torch.exp(_uniform(log_lo, log_hi, (b, k, 1, 1), dev)).to(x.dtype))
+        if contiguous:
+            x[:, :k] = y
+        else:
+            x[:, self.series_index] = y
+        return x

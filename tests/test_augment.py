@@ -62,6 +62,15 @@ def test_hflip_only_flips_exactly():
     assert torch.equal(out, x.flip(-1))
 
 
+@pytest.mark.parametrize("flip, dims", [(dict(hflip_p=1.0), (-1,)), (dict(vflip_p=1.0), (-2,)),
+                                        (dict(hflip_p=1.0, vflip_p=1.0), (-2, -1))])
+def test_flips_folded_into_the_affine_match_index_flips(flip, dims):
+    """With an (identity-sized) affine part the flips ride on the sampling grid; same result."""
+    x = make_batch()
+    out = augment(**(NEUTRAL | flip | dict(degrees=1e-9)))(x)
+    assert torch.allclose(out, x.flip(dims), atol=1e-5)
+
+
 def test_vflip_only_flips_exactly():
     x = make_batch()
     out = augment(**(NEUTRAL | dict(vflip_p=1.0)))(x)
