@@ -15,7 +15,7 @@ from mrparotid.decide import decide_patient
 from mrparotid.errors import CheckpointError, InputError
 from mrparotid.manifest import PatientCase
 from mrparotid.predict import LoadedModel, predict_probs
-from mrparotid.slices import UNLABELLED, select_channels
+from mrparotid.slices import PLANES, UNLABELLED, select_channels
 
 
 def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None) -> dict:
@@ -57,11 +57,14 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
     decision = decide_patient(probs, rule_n)
     order = np.lexsort((slices.slice_index, slices.sides))
+    tumour_on_slice = slices.crops[:, PLANES.index("tumour")].reshape(len(slices), -1).any(1)
     rows = []
     for i in order:
         row = {"side": str(slices.sides[i]), "index": int(slices.slice_index[i]),
                "z_mm": round(float(slices.z_mm[i]), 2), "pred": CLASSES[int(probs[i].argmax())],
                "probs": {c: round(float(p), 4) for c, p in zip(CLASSES, probs[i])}}
+        if study.tumour is not None:
+            row["tumour_in_mask"] = bool(tumour_on_slice[i])
         if slices.labels[i] != UNLABELLED:
             row["true"] = CLASSES[int(slices.labels[i])]
         rows.append(row)
@@ -91,12 +94,13 @@ def format_report(report: dict) -> str:
     rule = report["rule"]
     lines.append(f"rule: > {rule.get('malignant_min_slices')} malignant slices -> malignant; "
                  f"decided by {rule.get('branch')}")
-    with_truth = any("true" in s for s in report["slices"])
+    with_truth = any("true" in s or "tumour_in_mask" in s for s in report["slices"])
     truth_head = f"{'true (from masks)':<20} " if with_truth else ""
     lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} {truth_head}"
                  + " ".join(f"{'p_' + c[:6]:>8}" for c in CLASSES))
     for s in report["slices"]:
-        truth = f"{s.get('true', '-'):<20} " if with_truth else ""
+        known = s.get("true") or ("tumour" if s.get("tumour_in_mask") else "-")
+        truth = f"{known:<20} " if with_truth else ""
         lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} {truth}"
                      + " ".join(f"{s['probs'][c]:>8.3f}" for c in CLASSES))
     lines.append("research software, not a medical device")

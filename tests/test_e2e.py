@@ -81,6 +81,7 @@ def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
     assert s["pred"] in CLASSES and abs(sum(s["probs"].values()) - 1) < 1e-3
     assert set(report["model"]) == {"checkpoint", "channels", "config_hash"}
     assert "malignant_min_slices" in report["rule"]
+    assert any(s.get("tumour_in_mask") for s in report["slices"])   # the phantom has a tumour mask
 
 
 def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
@@ -95,6 +96,7 @@ def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
                  "--json", str(out), "-q"]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["slices"] and all("true" not in s for s in report["slices"])
+    assert all("tumour_in_mask" not in s for s in report["slices"])
 
 
 def test_diagnose_csv_feeds_evaluate(run, cohort, tmp_path):
