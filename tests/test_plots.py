@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -61,8 +62,10 @@ def test_roc_with_absent_class_and_empty_row(tmp_path):
         plots.plot_ablation([], tmp_path / "none.png")
 
 
-def test_no_pyplot_state():
-    if "matplotlib.pyplot" in sys.modules:
-        pytest.skip("pyplot already imported by another test module")
-    import mrparotid.plots  # noqa: F401
-    assert "matplotlib.pyplot" not in sys.modules
+def test_no_pyplot_state(tmp_path):
+    """Plotting uses Figure objects only: pyplot (global state, GUI backends) is never imported."""
+    code = ("import sys, numpy as np; from mrparotid import plots; "
+            f"plots.plot_confusion(np.eye(4, dtype=int) * 3, r'{tmp_path / 'cm.png'}'); "
+            "print('matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
