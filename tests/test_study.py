@@ -288,3 +288,21 @@ def test_rtstruct_found_by_image_refs_or_frame_of_reference(study, tmp_path, str
     images = load_study(folder, "P005")
     gland = sitk.GetArrayFromImage(images["gland"])
     assert dice(gland == 2, study[1]["left"]) >= 0.95
+
+
+def test_study_folder_prepares_like_a_named_layout(study, tmp_path):
+    """A DICOM study export (series + RTSTRUCT) goes through `prepare` without conversion."""
+    import json
+
+    from mrparotid.cli import main
+
+    folder, _ = study
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"patient_id,diagnosis,patient_dir,split\nP001,warthin,{folder},train\n",
+                        encoding="utf-8")
+    out = tmp_path / "counts.json"
+    assert main(["prepare", str(manifest), "--json", str(out), "-q", "--data.image_size", "32",
+                 "--data.cache_dir", str(tmp_path / "cache")]) == 0
+    slices = json.loads(out.read_text(encoding="utf-8"))["splits"]["train"]["slices"]
+    assert slices["warthin"] > 0 and slices["no_tumour"] > 0      # tumour side + contralateral gland
+    assert slices["pleomorphic_adenoma"] == slices["malignant"] == 0
