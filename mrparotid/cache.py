@@ -176,12 +176,21 @@ def cohort_table(prepared: PreparedCohort, cfg: dict) -> dict:
 
 
 def format_table(summary: dict) -> str:
-    """Human table: one row per split, patients per diagnosis and slices per class."""
-    head = ["split", "patients"] + [f"{d[:10]}" for d in DIAGNOSES] + [f"sl:{c[:10]}" for c in CLASSES]
+    """Human table: per split, patients per diagnosis and slices per class.
+
+    ::
+
+        split | patients   PA  Warthin  malignant | slices  no tumour   PA  Warthin  malignant
+        train |       48   16       16         16 |    700        379  102      113        106
+    """
+    short = {"no_tumour": "no tumour", "pleomorphic_adenoma": "PA", "warthin": "Warthin",
+             "malignant": "malignant"}
+    head = (["split", "|", "patients"] + [short[d] for d in DIAGNOSES] + ["|", "slices"]
+            + [short[c] for c in CLASSES])
     rows = [head]
     for split, s in summary["splits"].items():
-        rows.append([split, str(s["patients"])] + [str(s["diagnoses"][d]) for d in DIAGNOSES]
-                    + [str(s["slices"][c]) for c in CLASSES])
+        rows.append([split, "|", str(s["patients"])] + [str(s["diagnoses"][d]) for d in DIAGNOSES]
+                    + ["|", str(sum(s["slices"].values()))] + [str(s["slices"][c]) for c in CLASSES])
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     if summary.get("synthetic"):

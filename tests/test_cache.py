@@ -171,4 +171,4 @@ def test_cohort_table_shape_and_counts(tmp_path):
     assert summary["splits"]["val"]["slices"]["malignant"] == 3
     assert summary["splits"]["test"]["slices"] == dict(zip(CLASSES, [8, 0, 3, 0]))
     table = format_table(summary)
-    assert table.splitlines()[0].split()[:2] == ["split", "patients"] and "bad patient" not in table
+    assert table.splitlines()[0].split()[:3] == ["split", "|", "patients"] and "bad patient" not in table
