@@ -72,7 +72,7 @@ def add_parsers(subparsers) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from mrparotid.errors import InputError
-    from mrparotid.study import discover_series, format_series_table
+    from mrparotid.series_discovery import discover_series, format_series_table
 
     folder = Path(args.patient_dir)
     if not folder.is_dir():

@@ -29,7 +29,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from mrparotid.dicom import RTSTRUCT_SOP_CLASS, SeriesGeometry
+from mrparotid.dicom_geometry import SeriesGeometry
+from mrparotid.dicom_headers import RTSTRUCT_SOP_CLASS
 from mrparotid.errors import InputError
 
 #: Gland labels in the written mask.
@@ -202,7 +203,8 @@ def build_rtstruct(rois: Mapping[str, np.ndarray], reference: sitk.Image, geomet
     reference : SimpleITK.Image
         The series as read by :func:`mrparotid.dicom.read_series_files` (its grid).
     geometry : SeriesGeometry
-        That series' sorted frames (:func:`mrparotid.dicom.series_geometry`), for image references.
+        That series' sorted frames (:func:`mrparotid.dicom_geometry.series_geometry`), for image
+        references.
     header : pydicom.Dataset
         One image header of the series: study, frame of reference and patient module are copied
         from it (so the structure set attaches to that patient and study in a PACS).
@@ -304,8 +306,9 @@ def write_rtstruct(rois: Mapping[str, np.ndarray], series_files: Sequence[Path],
     The masks must be on the grid that :func:`mrparotid.dicom.read_series_files` gives for
     ``series_files`` (same size and geometry). Returns ``out_path``.
     """
-    from mrparotid.dicom import (frames_of, is_image, read_header, read_series_files,
-                                 series_geometry)
+    from mrparotid.dicom import read_series_files
+    from mrparotid.dicom_geometry import series_geometry
+    from mrparotid.dicom_headers import frames_of, is_image, read_header
 
     reference = read_series_files(series_files)
     headers = [(Path(p), ds) for p in series_files for ds in [read_header(p)]

@@ -16,7 +16,8 @@ from mrparotid.cli_dicom import add_parsers
 from mrparotid.errors import ConfigError, InputError
 from mrparotid.manifest import read_manifest
 from mrparotid.rtstruct import write_rtstruct
-from mrparotid.study import (SeriesInfo, _Tags, classify, discover_series, format_series_table,
+from mrparotid.series_discovery import _Tags
+from mrparotid.study import (SeriesInfo, classify, discover_series, format_series_table,
                              is_study_folder, load_roles, load_study)
 
 SOURCE = "philips_t1_ffe_ax_classic"

@@ -1,0 +1,182 @@
+"""Roles YAML → :class:`RolesConfig`; one discovered series → its role (T1, CE-T1, T2) or None.
+
+The rules come from ``configs/dicom_roles.yaml``, the top-level keys of a ``--roles FILE``
+replacing its own: per role a pin (SeriesNumber/SeriesInstanceUID) or SeriesDescription/
+ProtocolName patterns with a contrast condition; ``contrast`` (use the agent tags, name
+patterns); ``ignore`` (localizers by ImageType or description, too few slices, other modalities);
+``rois`` (RTSTRUCT ROI-name patterns, read by :mod:`mrparotid.rtstruct`). The YAML is validated
+here, so a bad key, pin or regex fails at once. :func:`classify` applies the rules to one
+:class:`~mrparotid.series_discovery.SeriesInfo` and its header tags; two series claiming one role
+are settled in :mod:`mrparotid.series_discovery`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mrparotid.config import CONFIG_DIR, read_yaml_mapping
+from mrparotid.errors import ConfigError
+from mrparotid.io import SERIES_ROLES
+
+if TYPE_CHECKING:
+    from mrparotid.series_discovery import SeriesInfo, _Tags
+
+DEFAULT_ROLES_FILE = CONFIG_DIR / "dicom_roles.yaml"
+ROLES_KEYS = SERIES_ROLES + ("contrast", "ignore", "rois")
+ROI_KEYS = ("tumour", "gland_right", "gland_left", "gland")
+
+
+@dataclass(frozen=True)
+class RoleRule:
+    """How one role is found: a pin (series_number / series_uid) or patterns + contrast."""
+
+    match: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    contrast: str = "any"                # "true" | "false" | "any"
+    series_number: int | None = None
+    series_uid: str | None = None
+
+    @property
+    def pinned(self) -> bool:
+        return self.series_number is not None or self.series_uid is not None
+
+
+@dataclass(frozen=True)
+class RolesConfig:
+    """The parsed roles YAML (see ``configs/dicom_roles.yaml``)."""
+
+    rules: dict[str, RoleRule]
+    contrast_tags: bool
+    contrast_patterns: tuple[str, ...]
+    ignore_image_type: tuple[str, ...]
+    ignore_description: tuple[str, ...]
+    min_slices: int
+    modalities: tuple[str, ...]
+    rois: dict[str, tuple[str, ...]]
+
+
+def load_roles(roles_file: Path | None = None) -> RolesConfig:
+    """The default roles YAML, with the top-level keys of ``roles_file`` replacing its own.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML, unknown keys, a role entry that is neither a pin nor a rule, a bad regex.
+    """
+    data = _read_yaml(DEFAULT_ROLES_FILE)
+    if roles_file is not None:
+        user = _read_yaml(Path(roles_file))
+        unknown = sorted(set(user) - set(ROLES_KEYS))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(map(str, unknown))}", path=roles_file,
+                              fix=f"use {', '.join(ROLES_KEYS)} (e.g. `T2: {{series_number: 5}}`)")
+        data.update(user)
+    src = roles_file or DEFAULT_ROLES_FILE
+    rules = {role: _rule(role, data.get(role), src) for role in SERIES_ROLES}
+    contrast, ignore, rois = (data.get(k) or {} for k in ("contrast", "ignore", "rois"))
+    for name in ROI_KEYS:
+        _patterns(rois.get(name, []), f"rois.{name}", src)
+    return RolesConfig(
+        rules=rules, contrast_tags=bool(contrast.get("use_tags", True)),
+        contrast_patterns=_patterns(contrast.get("description", []), "contrast.description", src),
+        ignore_image_type=tuple(str(v).upper() for v in ignore.get("image_type", [])),
+        ignore_description=_patterns(ignore.get("description", []), "ignore.description", src),
+        min_slices=int(ignore.get("min_slices", 3)),
+        modalities=tuple(str(v).upper() for v in ignore.get("modalities", ["MR"])),
+        rois={k: tuple(rois.get(k, [])) for k in ROI_KEYS})
+
+
+def _read_yaml(path: Path) -> dict:
+    return read_yaml_mapping(path, what="roles file",
+                             example="e.g. `T2: {series_number: 5}`; see configs/dicom_roles.yaml")
+
+
+def _rule(role: str, entry, src: Path) -> RoleRule:
+    hint = f"write `{role}: {{series_number: 5}}` or `{role}: {{match: ['(?i)t2'], contrast: any}}`"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"role {role} must be a mapping, got {entry!r}", path=src, fix=hint)
+    if "series_number" in entry or "series_uid" in entry:
+        extra = set(entry) - {"series_number", "series_uid"}
+        try:
+            number = None if entry.get("series_number") is None else int(entry["series_number"])
+        except (TypeError, ValueError):
+            number, extra = None, extra | {"series_number"}
+        if extra:
+            raise ConfigError(f"role {role}: bad pin {entry!r}", path=src, fix=hint)
+        uid = entry.get("series_uid")
+        return RoleRule(series_number=number, series_uid=None if uid is None else str(uid))
+    if set(entry) - {"match", "exclude", "contrast"} or not entry.get("match"):
+        raise ConfigError(f"role {role}: expected match/exclude/contrast or a pin, got {entry!r}",
+                          path=src, fix=hint)
+    contrast = str(entry.get("contrast", "any")).lower()
+    if contrast not in ("true", "false", "any"):
+        raise ConfigError(f"role {role}: contrast must be true, false or any", path=src, fix=hint)
+    return RoleRule(_patterns(entry["match"], f"{role}.match", src),
+                    _patterns(entry.get("exclude", []), f"{role}.exclude", src), contrast)
+
+
+def _patterns(values, where: str, src: Path) -> tuple[str, ...]:
+    values = [values] if isinstance(values, str) else list(values or [])
+    for p in values:
+        try:
+            re.compile(str(p))
+        except re.error as exc:
+            raise ConfigError(f"{where}: bad regular expression {p!r} ({exc})", path=src,
+                              fix="fix the pattern (Python re syntax)") from None
+    return tuple(str(p) for p in values)
+
+
+# ----------------------------------------------------------------------------- classification
+
+def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | None, str]:
+    """(role or None, reason) of one series under ``roles`` (ambiguity across series aside).
+
+    Order: no plane geometry → ignored; a pin (series_uid, else series_number) → that role, even
+    for a series the ignore rules would drop; other modality, localizer (ImageType, description),
+    too few slices → ignored; else the role rules on SeriesDescription, and only when none
+    matches there on ProtocolName. Contrast: the agent tags or a contrast pattern in either name.
+    """
+    texts = [info.description, tags.protocol]
+    if info.orientation == "-":
+        return None, "no plane geometry"
+    for role, rule in roles.rules.items():
+        if rule.series_uid is not None and rule.series_uid == info.series_uid:
+            return role, "pinned (series_uid)"
+        if rule.series_uid is None and rule.series_number is not None \
+                and rule.series_number == info.series_number:
+            return role, f"pinned (series_number {info.series_number})"
+    if info.modality.upper() not in roles.modalities:
+        return None, f"modality {info.modality}"
+    if set(tags.image_type) & set(roles.ignore_image_type):
+        return None, "localizer (ImageType)"
+    if _search(roles.ignore_description, texts):
+        return None, "localizer (description)"
+    if info.n_slices < roles.min_slices:
+        return None, f"{info.n_slices} slice(s) < {roles.min_slices}"
+    by_tag = roles.contrast_tags and tags.contrast_agent
+    by_text = _search(roles.contrast_patterns, texts)
+    enhanced = by_tag or by_text
+    matched, source = [], "description"
+    for text, source in ((info.description, "description"), (tags.protocol, "protocol name")):
+        matched = [role for role, rule in roles.rules.items() if not rule.pinned
+                   and _search(rule.match, [text]) and not _search(rule.exclude, [text])
+                   and (rule.contrast == "any" or (rule.contrast == "true") == enhanced)]
+        if matched:
+            break
+    if not matched:
+        return None, "no role pattern matched"
+    if len(matched) > 1:
+        return None, f"matches {' and '.join(matched)} patterns"
+    why = source
+    if roles.rules[matched[0]].contrast != "any":
+        why += (", contrast agent tag" if by_tag else ", contrast in name" if by_text
+                else ", no contrast")
+    return matched[0], f"matches {matched[0]} ({why})"
+
+
+def _search(patterns: Sequence[str], texts: Sequence[str]) -> bool:
+    return any(re.search(p, t) for p in patterns for t in texts if t)

@@ -1,0 +1,204 @@
+"""DICOM headers of a study folder → one :class:`SeriesInfo` per image series, with its role.
+
+Image files (any depth) are grouped by SeriesInstanceUID; each group is summarised (number,
+modality, description, orientation, matrix, spacing, slice count, files) and given a role by
+:func:`mrparotid.roles.classify`. Two series claiming one role are marked AMBIGUOUS;
+:func:`select_roles` then takes exactly one series per role or raises an error that says how to
+choose. :func:`format_series_table` prints the series for ``mrparotid inspect``.
+
+No patient identifier from the headers is read into anything this module returns or prints:
+series are named by number, description, geometry and role only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pydicom
+
+from mrparotid.dicom_geometry import slice_normal
+from mrparotid.dicom_headers import frames_of, is_image, scan_folder
+from mrparotid.errors import InputError
+from mrparotid.io import SERIES_ROLES
+from mrparotid.roles import RolesConfig, classify, load_roles
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    """One image series found in a study folder.
+
+    ``orientation`` is ``axial``/``sagittal``/``coronal``, ``oblique <plane> <angle> deg`` (angle
+    between the slice normal and the nearest scanner axis) or ``-`` without plane geometry;
+    ``matrix`` is (columns, rows); ``spacing_mm`` (column, row, median slice step) in mm;
+    ``role`` the role the rules gave it (None: ignored) and ``reason`` why.
+    """
+
+    series_uid: str
+    series_number: int | None
+    modality: str
+    description: str
+    orientation: str
+    matrix: tuple[int, int]
+    spacing_mm: tuple[float, float, float]
+    n_slices: int
+    files: tuple[Path, ...]
+    role: str | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class _Tags:
+    protocol: str
+    image_type: tuple[str, ...]
+    contrast_agent: bool
+
+
+# ----------------------------------------------------------------------------- discovery
+
+def discover_series(patient_dir: Path, *, roles_file: Path | None = None,
+                    roles: RolesConfig | None = None) -> list[SeriesInfo]:
+    """Every image series under ``patient_dir`` (any depth), sorted by SeriesNumber, with roles.
+
+    Two series may carry the same role here (their ``reason`` says AMBIGUOUS); use
+    :func:`select_roles` to get one series per role or an error that says how to choose.
+    """
+    roles = roles or load_roles(roles_file)
+    return _discover(scan_folder(Path(patient_dir), recursive=True), roles)
+
+
+def _discover(headers: Sequence[tuple[Path, pydicom.Dataset]],
+              roles: RolesConfig) -> list[SeriesInfo]:
+    groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
+    for path, ds in headers:
+        if is_image(ds):
+            groups.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
+    infos = []
+    for uid, members in groups.items():
+        info, tags = _summarise(uid, members)
+        role, reason = classify(info, tags, roles)
+        infos.append(dataclasses.replace(info, role=role, reason=reason))
+    infos.sort(key=lambda i: (i.series_number is None, i.series_number or 0, i.series_uid))
+    return _mark_ambiguous(infos)
+
+
+def _summarise(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> tuple[SeriesInfo, _Tags]:
+    ds = members[0][1]
+    number = ds.get("SeriesNumber")
+    try:
+        frames = [f for p, d in members for f in frames_of(d, p)]
+    except ValueError:
+        frames = []
+    if frames:
+        f0 = frames[0]
+        along = np.sort([np.dot(f.position, slice_normal(f0.orientation)) for f in frames])
+        step = float(np.median(np.diff(along))) if len(frames) > 1 \
+            else float(ds.get("SliceThickness", 0) or 0)
+        orientation = orientation_name(f0.orientation)
+        spacing = (f0.pixel_spacing[1], f0.pixel_spacing[0], step)
+    else:
+        orientation, spacing = "-", (0.0, 0.0, 0.0)
+    n = len(frames) or sum(int(d.get("NumberOfFrames", 1) or 1) for _, d in members)
+    agent = bool(str(ds.get("ContrastBolusAgent", "") or "").strip()) \
+        or len(ds.get("ContrastBolusAgentSequence", []) or []) > 0
+    info = SeriesInfo(uid, None if number in (None, "") else int(number),
+                      str(ds.get("Modality", "") or "?"),
+                      _printable(ds.get("SeriesDescription", "")),
+                      orientation, (int(ds.Columns), int(ds.Rows)),
+                      tuple(float(v) for v in spacing), n, tuple(sorted(p for p, _ in members)))
+    tags = _Tags(_printable(ds.get("ProtocolName", "")),
+                 tuple(str(v).upper() for v in (ds.get("ImageType") or [])), agent)
+    return info, tags
+
+
+def _printable(value) -> str:
+    return "".join(ch if ch.isprintable() else " " for ch in str(value or "")).strip()
+
+
+def orientation_name(orientation: Sequence[float], *, tolerance_deg: float = 1.0) -> str:
+    """``axial``/``sagittal``/``coronal`` from ImageOrientationPatient, or ``oblique <plane> A deg``
+    (A: angle in degrees between the slice normal and the nearest scanner axis).
+
+    >>> orientation_name([1, 0, 0, 0, 1, 0]), orientation_name([0, 1, 0, 0, 0, -1])
+    ('axial', 'sagittal')
+    """
+    n = np.abs(slice_normal(orientation))
+    axis = int(np.argmax(n))
+    plane = ("sagittal", "coronal", "axial")[axis]
+    angle = float(np.degrees(np.arccos(np.clip(n[axis], -1.0, 1.0))))
+    return plane if angle < tolerance_deg else f"oblique {plane} {angle:.1f} deg"
+
+
+def _mark_ambiguous(infos: list[SeriesInfo]) -> list[SeriesInfo]:
+    out = []
+    for info in infos:
+        others = [o for o in infos if o.role is not None and o.role == info.role and o is not info]
+        if others:
+            nums = ", ".join(_label(o) for o in others)
+            reason = f"AMBIGUOUS: {info.role} also claimed by {nums}"
+            info = dataclasses.replace(info, reason=reason)
+        out.append(info)
+    return out
+
+
+def _label(info: SeriesInfo) -> str:
+    return f"#{info.series_number}" if info.series_number is not None else info.series_uid
+
+
+def format_series_table(infos: Sequence[SeriesInfo]) -> str:
+    """A plain-text table of series: number, modality, description, orientation, matrix,
+    spacing (mm), slices, role and the reason for it. No patient identifiers."""
+    head = ("#", "modality", "description", "orientation", "matrix", "spacing (mm)", "slices",
+            "role", "reason")
+    rows = [head] + [(str(i.series_number if i.series_number is not None else "-"), i.modality,
+                      i.description[:40], i.orientation, f"{i.matrix[0]}x{i.matrix[1]}",
+                      " x ".join(f"{s:.3g}" for s in i.spacing_mm), str(i.n_slices),
+                      i.role or "-", i.reason) for i in infos]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
+
+
+def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: str | None = None,
+                 patient_dir: Path | None = None) -> dict[str, SeriesInfo]:
+    """Exactly one series per role (T1, CE-T1, T2).
+
+    Raises
+    ------
+    InputError
+        Two series claim one role, a role has no series, or a pin names no series; the message
+        shows the roles-YAML line that settles it.
+    """
+    chosen = {}
+    for role in SERIES_ROLES:
+        claims = [i for i in infos if i.role == role]
+        rule = roles.rules[role]
+        if len(claims) > 1:
+            listed = ", ".join(f"{_label(i)} {i.description!r}" for i in claims)
+            pick = claims[0]
+            numbers = [i.series_number for i in claims]
+            pin = (f"series_number: {pick.series_number}" if numbers.count(pick.series_number) == 1
+                   and pick.series_number is not None else f"series_uid: '{pick.series_uid}'")
+            raise InputError(f"{len(claims)} series match the {role} role ({listed})",
+                             patient=patient, path=patient_dir,
+                             fix=f"add `{role}: {{{pin}}}` (or the one you mean) to a roles YAML "
+                                 "and pass --roles FILE")
+        if not claims:
+            if rule.pinned:
+                what = (f"series_uid {rule.series_uid}" if rule.series_uid is not None
+                        else f"series_number {rule.series_number}")
+                raise InputError(f"the {role} role is pinned to {what}, which is not an image "
+                                 "series with plane geometry in this folder", patient=patient,
+                                 path=patient_dir, fix="check the number with 'mrparotid inspect "
+                                 "PATIENT_DIR' and fix the roles YAML")
+            usable = [i for i in infos if not i.reason.startswith(("localizer", "modality"))]
+            listed = ", ".join(f"{_label(i)} {i.description!r}" for i in usable[:8]) or "none"
+            raise InputError(f"no series matches the {role} role (series: {listed})",
+                             patient=patient, path=patient_dir,
+                             fix=f"add `{role}: {{series_number: N}}` (N from 'mrparotid inspect "
+                                 "PATIENT_DIR') to a roles YAML and pass --roles FILE")
+        chosen[role] = claims[0]
+    return chosen
