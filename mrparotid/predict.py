@@ -68,9 +68,17 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
 
 
 @torch.inference_mode()
+def default_device() -> str:
+    """``"cuda"`` when a GPU is usable, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def predict_probs(model: torch.nn.Module, x_uint8: np.ndarray | torch.Tensor, *, batch_size: int = 64,
                   device: str | torch.device = "cpu") -> np.ndarray:
-    """Softmax class probabilities, float64 (n, 4), for uint8 crops (n, C, H, W) with 255 = 1.0."""
+    """Softmax class probabilities, float64 (n, 4), for uint8 crops (n, C, H, W) with 255 = 1.0.
+
+    The model is moved to ``device``; batches travel as uint8 and become float there.
+    """
     x = torch.as_tensor(x_uint8)
     model = model.to(device).eval()
     out = []

@@ -129,7 +129,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from mrparotid.datamodule import ParotidDataModule
     from mrparotid.evaluate import write_predictions
     from mrparotid.lit_module import SliceClassifier, class_weights_from
-    from mrparotid.predict import load_checkpoint, predict_probs
+    from mrparotid.predict import default_device, load_checkpoint, predict_probs
 
     check_trainer_args(cfg["trainer"])
     quiet_lightning()
@@ -174,7 +174,8 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
         data = dm.data.get(split)
         if data is None or len(data) == 0:
             continue
-        probs = predict_probs(loaded.model, data.x, batch_size=int(cfg["data"]["batch_size"]))
+        probs = predict_probs(loaded.model, data.x, batch_size=int(cfg["data"]["batch_size"]),
+                              device=default_device())
         rows = prediction_records(data, probs)
         write_predictions(rows, run_dir / f"predictions_{split}.csv")
         summary[split] = quick_metrics(rows, rule_n)
@@ -320,7 +321,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
     from mrparotid.datamodule import ParotidDataModule
     from mrparotid.evaluate import write_predictions
-    from mrparotid.predict import load_checkpoint, predict_probs
+    from mrparotid.predict import default_device, load_checkpoint, predict_probs
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
@@ -338,7 +339,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
         data = dm.data.get(name)
         if data is None or len(data) == 0 or (key == "val" and split == "val"):
             continue
-        rows = prediction_records(data, predict_probs(loaded.model, data.x))
+        rows = prediction_records(data, predict_probs(loaded.model, data.x, device=default_device()))
         write_predictions(rows, out_dir / f"predictions_{name}.csv")
         paths[key] = out_dir / f"predictions_{name}.csv"
     if "preds" not in paths:
