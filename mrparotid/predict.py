@@ -67,12 +67,12 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     return LoadedModel(model, meta, path)
 
 
-@torch.inference_mode()
 def default_device() -> str:
     """``"cuda"`` when a GPU is usable, else ``"cpu"``."""
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@torch.inference_mode()
 def predict_probs(model: torch.nn.Module, x_uint8: np.ndarray | torch.Tensor, *, batch_size: int = 64,
                   device: str | torch.device = "cpu") -> np.ndarray:
     """Softmax class probabilities, float64 (n, 4), for uint8 crops (n, C, H, W) with 255 = 1.0.
