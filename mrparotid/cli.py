@@ -71,10 +71,11 @@ def cmd_fit(args, extra) -> int:
     cfg = _config(args, extra)
     if args.cv:
         result = cross_validate(cfg, args.cv, manifest=cfg["data"]["manifest"], out_dir=args.out,
-                                progress=not args.quiet)
+                                progress=not args.quiet, overwrite=args.overwrite)
         print(json.dumps(result.get("fold_summary", result["folds"]), indent=2, default=str))
         return 0
-    summary = fit(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out, progress=not args.quiet)
+    summary = fit(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out, progress=not args.quiet,
+                  overwrite=args.overwrite)
     if summary:
         _print_run(summary)
     return 0
@@ -107,7 +108,7 @@ def cmd_ablate(args, extra) -> int:
     else:
         raise ConfigError("nothing to ablate", fix="pass --channels T1,T2 (repeatable) or --all")
     table = ablate(cfg, sets, manifest=cfg["data"]["manifest"], out_dir=args.out,
-                   progress=not args.quiet)
+                   progress=not args.quiet, overwrite=args.overwrite)
     if table.get("synthetic"):
         print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
     for run in table["runs"]:
@@ -274,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--out", "-o", metavar="RUN_DIR", help="run folder (default runs/<timestamp>)")
     p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation grouped by patient")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in RUN_DIR")
     p.add_argument("--skip-bad", action="store_true", help="train without bad patients instead of failing")
     p.set_defaults(func=cmd_fit)
 
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="the seven series combinations of Table 3")
     p.add_argument("--no-mask", action="store_true", help="with --all: leave the mask channel out")
     p.add_argument("--out", "-o", metavar="DIR", help="output folder (default runs/ablate-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true", help="replace runs already in DIR")
     p.add_argument("--skip-bad", action="store_true", help="go on without bad patients")
     p.set_defaults(func=cmd_ablate)
 

@@ -19,7 +19,7 @@ import numpy as np
 from mrparotid import __version__
 from mrparotid.config import check_trainer_args, config_hash, dump_config, preprocess_config
 from mrparotid.constants import CHANNELS, CLASSES, SERIES
-from mrparotid.errors import ManifestError
+from mrparotid.errors import ConfigError, ManifestError
 from mrparotid.manifest import read_manifest
 from mrparotid.predict import FORMAT
 
@@ -46,12 +46,24 @@ def default_manifest(cfg: dict, *, progress: bool = True) -> Path:
     return manifest
 
 
-def resolve_run_dir(out_dir: str | Path | None) -> Path:
-    """``out_dir``, else ``runs/<timestamp>``; shared with DDP worker processes via the env."""
+def resolve_run_dir(out_dir: str | Path | None, *, overwrite: bool = False) -> Path:
+    """``out_dir``, else ``runs/<timestamp>``.
+
+    DDP worker processes (``LOCAL_RANK``, ``NODE_RANK`` or ``RANK`` > 0) re-run the command; on
+    one node they take the folder that rank 0 chose from the environment (several nodes need an
+    explicit ``out_dir`` on a shared filesystem). A folder that already holds a run (``config.yaml``) is
+    refused unless ``overwrite``, so a finished run is never silently replaced.
+    """
+    worker = any(os.environ.get(var, "0") != "0" for var in ("LOCAL_RANK", "NODE_RANK", "RANK"))
     if out_dir is None:
-        out_dir = os.environ.get(RUN_DIR_ENV) or Path("runs") / time.strftime("%Y%m%d-%H%M%S")
-    os.environ[RUN_DIR_ENV] = str(out_dir)
-    return Path(out_dir)
+        inherited = os.environ.get(RUN_DIR_ENV)
+        out_dir = inherited if worker and inherited else Path("runs") / time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out_dir)
+    if not worker and not overwrite and (run_dir / "config.yaml").exists():
+        raise ConfigError("this folder already holds a run", path=run_dir,
+                          fix="choose another --out, or pass --overwrite to replace it")
+    os.environ[RUN_DIR_ENV] = str(run_dir)
+    return run_dir
 
 
 def git_hash() -> str | None:
@@ -119,7 +131,7 @@ def quiet_lightning() -> None:
 
 def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | None = None,
         splits: dict[str, list[str]] | None = None, progress: bool = True,
-        evaluate: bool = True) -> dict:
+        evaluate: bool = True, overwrite: bool = False) -> dict:
     """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``."""
     import pytorch_lightning as pl
     import torch
@@ -135,7 +147,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     quiet_lightning()
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
-    run_dir = resolve_run_dir(out_dir)
+    run_dir = resolve_run_dir(out_dir, overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
     dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
@@ -206,7 +218,7 @@ SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in comb
 
 
 def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
-           out_dir: str | Path | None = None, progress: bool = True) -> dict:
+           out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train and test one model per channel set on the same split; compare them."""
     from mrparotid.cache import prepare_cohort
     from mrparotid.manifest import split_patients
@@ -228,7 +240,7 @@ def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Pa
         name = channel_name(channels)
         os.environ.pop(RUN_DIR_ENV, None)
         summary = fit(run_cfg, manifest=manifest_path, out_dir=out_root / name, splits=splits,
-                      progress=progress, evaluate=True)
+                      progress=progress, evaluate=True, overwrite=overwrite)
         results.append({"name": name, "channels": list(channels), "run_dir": str(out_root / name),
                         "test": summary.get("test")})
     table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}
@@ -253,7 +265,8 @@ def with_mask(channel_sets, mask: bool) -> list[tuple[str, ...]]:
 
 
 def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
-                   out_dir: str | Path | None = None, progress: bool = True) -> dict:
+                   out_dir: str | Path | None = None, progress: bool = True,
+                   overwrite: bool = False) -> dict:
     """Grouped (by patient), diagnosis-stratified K-fold: per-fold and pooled out-of-fold metrics."""
     import pandas as pd
 
@@ -271,7 +284,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     for i, splits in enumerate(folds):
         os.environ.pop(RUN_DIR_ENV, None)
         s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
-                progress=progress, evaluate=True)
+                progress=progress, evaluate=True, overwrite=overwrite)
         fold_summaries.append(s)
         pooled.append(read_predictions(out_root / f"fold{i + 1}" / "predictions_test.csv"))
     write_predictions(pd.concat(pooled, ignore_index=True), out_root / "predictions_oof.csv")

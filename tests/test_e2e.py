@@ -224,3 +224,15 @@ def test_evaluate_checkpoint_on_a_manifest_split(run, cohort, tmp_path, capsys):
     # the same checkpoint on the same split gives the same slice calls as fit's own predictions
     ours = (out / "predictions_test.csv").read_text(encoding="utf-8")
     assert ours == (run / "predictions_test.csv").read_text(encoding="utf-8")
+
+
+def test_fit_refuses_to_replace_a_run_unless_asked(cohort, tmp_path, capsys):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "config.yaml").write_text("seed: 1\n", encoding="utf-8")
+    assert main(["fit", "-m", str(cohort), "--out", str(out), "-q", *SMALL]) == 2
+    assert "already holds a run" in _one_error_line(capsys)
+    assert (out / "config.yaml").read_text(encoding="utf-8") == "seed: 1\n"        # nothing lost
+    assert main(["fit", "-m", str(cohort), "--out", str(out), "-q", "--overwrite",
+                 "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL]) == 0
+    assert (out / "checkpoints" / "last.ckpt").is_file()

@@ -201,7 +201,8 @@ def bench_diagnose() -> None:
     if not ckpt.exists():
         cfg = load_config(None, ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "1",
                                  "--trainer.limit_val_batches", "1", "--trainer.accelerator", "cpu"])
-        fit(cfg, manifest=manifest, out_dir=WORK / "diag-run", progress=False, evaluate=False)
+        fit(cfg, manifest=manifest, out_dir=WORK / "diag-run", progress=False, evaluate=False,
+            overwrite=True)
     case = read_manifest(manifest).cases[0]
     loaded = load_checkpoint(ckpt)
     diagnose_case(case, loaded)

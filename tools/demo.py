@@ -27,7 +27,8 @@ def main() -> None:
     if not manifest.exists():
         run("phantom", str(root / "cohort"), "--patients", str(a.patients))
     run_dir = root / "run"
-    run("fit", "--manifest", str(manifest), "--out", str(run_dir), "--trainer.max_epochs", str(a.epochs))
+    run("fit", "--manifest", str(manifest), "--out", str(run_dir), "--overwrite",
+        "--trainer.max_epochs", str(a.epochs))
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     patient = summary["splits"]["test"][0]
     run("diagnose", str(root / "cohort" / "patients" / patient), "--checkpoint",
