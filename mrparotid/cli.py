@@ -72,7 +72,12 @@ def cmd_fit(args, extra) -> int:
     if args.cv:
         result = cross_validate(cfg, args.cv, manifest=cfg["data"]["manifest"], out_dir=args.out,
                                 progress=not args.quiet, overwrite=args.overwrite)
-        print(json.dumps(result.get("fold_summary", result["folds"]), indent=2, default=str))
+        if result.get("synthetic"):
+            print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
+        print(f"{args.cv}-fold cross-validation by patient (mean ± SD over folds):")
+        for name, v in result["fold_summary"].items():
+            print(f"  {name:<28} {v['mean']:.3f} ± {v['sd']:.3f}  (n={v['n']})")
+        print(f"pooled out-of-fold report: {result['pooled_report']}")
         return 0
     summary = fit(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out, progress=not args.quiet,
                   overwrite=args.overwrite)

@@ -295,6 +295,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
+    result["pooled_report"] = str(out_root / "pooled" / "report.md")
     (out_root / "cv_summary.json").write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     return result
 
