@@ -90,12 +90,15 @@ class ParotidDataModule(pl.LightningDataModule):
         self.augment = BatchAugment(self.channels, cfg.get("augment"))
 
     def prepare_data(self) -> None:
-        prepare_cohort(self.manifest, self.cfg, progress=self.progress)
+        """Build missing cache entries (once per process; Lightning may call it again)."""
+        if self.prepared is None:
+            self.prepared = prepare_cohort(self.manifest, self.cfg, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
         if self.data:
             return
-        self.prepared = prepare_cohort(self.manifest, self.cfg, progress=False)
+        if self.prepared is None:  # a DDP worker, where Lightning ran prepare_data on rank 0 only
+            self.prepared = prepare_cohort(self.manifest, self.cfg, progress=False)
         d = self.cfg["data"]
         ok = [c for c in self.manifest.cases if c.patient_id in self.prepared.entries]
         if self.splits is None:
