@@ -18,6 +18,7 @@ import numpy as np
 from mrparotid.config import config_hash, preprocess_config
 from mrparotid.constants import CLASSES, DIAGNOSES, SERIES
 from mrparotid.errors import CohortError, InputError, MrParotidError
+from mrparotid.io import PatientFiles, find_patient_files
 from mrparotid.manifest import Manifest, PatientCase, split_patients
 from mrparotid.slices import PatientSlices
 
@@ -30,19 +31,27 @@ def default_cache_dir(manifest: Manifest, cfg: dict) -> Path:
     return manifest.path.parent / ".mrparotid_cache"
 
 
-def load_patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES,
-                       roles_file: str | Path | None = None):
-    """Patient inputs by name (``PatientFiles``, None), or read from a DICOM study folder
-    (``PatientFiles``, images by role)."""
+def patient_files(case: PatientCase, *, require_tumour: bool,
+                  series: tuple[str, ...] = SERIES) -> PatientFiles:
+    """Where a patient's inputs are, without reading them: files by role in the named layout,
+    or the whole folder as one ``"study"`` entry when it holds a DICOM study export."""
     from mrparotid import study as dicom_study
-    from mrparotid.io import PatientFiles, find_patient_files
 
     if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
-        images = dicom_study.load_study(case.patient_dir, case.patient_id, require_tumour=require_tumour,
-                                        roles_file=Path(roles_file) if roles_file else None)
-        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir}), images
+        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
     return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
-                              series=series), None
+                              series=series)
+
+
+def read_study_images(files: PatientFiles, *, require_tumour: bool,
+                      roles_file: str | Path | None = None) -> dict | None:
+    """Images by role of a DICOM study folder; None for the named layout (read by the grid)."""
+    if "study" not in files.paths:
+        return None
+    from mrparotid import study as dicom_study
+
+    return dicom_study.load_study(files.patient_dir, files.patient_id, require_tumour=require_tumour,
+                                  roles_file=Path(roles_file) if roles_file else None)
 
 
 def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
@@ -50,13 +59,16 @@ def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
                         "version": CACHE_VERSION}, length=16)
 
 
-def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train") -> PatientSlices:
-    """Read, put on one grid and crop one patient (no caching)."""
+def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
+                    files: PatientFiles | None = None) -> PatientSlices:
+    """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
     from mrparotid.grid import build_study
     from mrparotid.slices import patient_slices
 
-    files, images = load_patient_files(case, require_tumour=mode == "train",
-                                       roles_file=cfg["data"].get("dicom_roles"))
+    if files is None:
+        files = patient_files(case, require_tumour=mode == "train")
+    images = read_study_images(files, require_tumour=mode == "train",
+                               roles_file=cfg["data"].get("dicom_roles"))
     study = build_study(files, images)
     if mode == "train" and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
@@ -114,11 +126,11 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     for case in bar:
         bar.set_postfix_str(case.patient_id)
         try:
-            files = _files_only(case, cfg)
-            key = cache_key(case, _fingerprint(files), cfg)
+            files = patient_files(case, require_tumour=True)
+            key = cache_key(case, files.fingerprint(), cfg)
             path = cache_dir / f"{_safe(case.patient_id)}__{key}.npz"
             if not path.exists():
-                slices = prepare_patient(case, cfg)
+                slices = prepare_patient(case, cfg, files=files)
                 save_slices(path, slices, {"patient_id": case.patient_id, "diagnosis": case.diagnosis,
                                            "key": key, "preprocess": preprocess_config(cfg),
                                            "synthetic": manifest.synthetic})
@@ -129,24 +141,6 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     if result.bad and not skip_bad:
         raise CohortError(result.bad)
     return result
-
-
-def _files_only(case: PatientCase, cfg: dict):
-    """Where a patient's inputs are, without reading them (a study folder is one entry)."""
-    from mrparotid import study as dicom_study
-    from mrparotid.io import PatientFiles, find_patient_files
-
-    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
-        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
-    return find_patient_files(case.patient_dir, case.patient_id, require_tumour=True)
-
-
-def _fingerprint(files) -> list:
-    if "study" in files.paths:
-        root = files.paths["study"]
-        return [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
-                for p in sorted(root.rglob("*")) if p.is_file()]
-    return files.fingerprint()
 
 
 def _safe(text: str) -> str:

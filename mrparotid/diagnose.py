@@ -24,7 +24,7 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
     (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
     """
-    from mrparotid.cache import load_patient_files
+    from mrparotid.cache import patient_files, read_study_images
     from mrparotid.grid import build_study
     from mrparotid.slices import patient_slices
 
@@ -33,8 +33,7 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     needed = tuple(c for c in channels if c in SERIES)
     series_mask = meta.get("series_mask", "none")
     try:
-        files, images = load_patient_files(case, require_tumour=False, series=needed,
-                                           roles_file=roles_file)
+        files = patient_files(case, require_tumour=False, series=needed)
     except InputError as err:
         if "series found" in err.message:
             raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
@@ -42,7 +41,7 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
                                   fix="add the series, or use a checkpoint trained without it "
                                       "(mrparotid ablate --channels ...)") from None
         raise
-    study = build_study(files, images)
+    study = build_study(files, read_study_images(files, require_tumour=False, roles_file=roles_file))
     if series_mask == "tumour" and (study.tumour is None or not study.tumour.any()):
         raise InputError("the checkpoint zeroes the series outside the tumour (series_mask: tumour) "
                          "but the patient has no tumour mask", patient=case.patient_id,
