@@ -96,25 +96,18 @@ def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
 
 
 def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
-    """Slice accuracy and rule-based patient accuracy of prediction rows."""
-    from mrparotid.decide import decide_patient
+    """Slice accuracy and rule-based patient accuracy of prediction rows (the run summary);
+    the patient level is :func:`mrparotid.evaluate.patient_metrics`, as in the full report."""
+    import pandas as pd
+
+    from mrparotid.evaluate import _as_frame, patient_metrics
 
     if not rows:
         return {"slices": 0, "slice_accuracy": None, "patients": 0, "patient_accuracy": None}
-    acc = float(np.mean([r["true"] == r["pred"] for r in rows]))
-    by_patient: dict[str, list[dict]] = {}
-    for r in rows:
-        by_patient.setdefault(r["patient_id"], []).append(r)
-    correct, decided = 0, 0
-    for pid, prs in by_patient.items():
-        truth = {r["true"] for r in prs} - {"no_tumour", ""}
-        if len(truth) != 1:
-            continue
-        probs = np.array([[r[f"p_{c}"] for c in CLASSES] for r in prs])
-        decided += 1
-        correct += decide_patient(probs, malignant_min_slices).diagnosis == truth.pop()
-    return {"slices": len(rows), "slice_accuracy": acc, "patients": decided,
-            "patient_accuracy": correct / decided if decided else None}
+    df = _as_frame(pd.DataFrame(rows))
+    rule = patient_metrics(df, malignant_min_slices=malignant_min_slices)[0]["rule"]["accuracy"]
+    return {"slices": len(df), "slice_accuracy": float((df["true"] == df["pred"]).mean()),
+            "patients": int(rule["n"]), "patient_accuracy": rule["estimate"] if rule["n"] else None}
 
 
 def quiet_lightning() -> None:

@@ -66,8 +66,8 @@ def test_patient_folds_bad_k():
         patient_folds(_cases(1), 5)
 
 
-def _row(pid, true, probs):
-    row = {"patient_id": pid, "side": "L", "index": 0, "true": true,
+def _row(pid, true, probs, index=0):
+    row = {"patient_id": pid, "side": "L", "index": index, "true": true,
            "pred": CLASSES[int(np.argmax(probs))]}
     row.update({f"p_{c}": p for c, p in zip(CLASSES, probs)})
     return row
@@ -77,8 +77,8 @@ def test_quick_metrics_slice_and_patient_accuracy():
     mal = [0.0, 0.0, 0.1, 0.9]
     pa = [0.1, 0.8, 0.1, 0.0]
     neg = [0.9, 0.05, 0.05, 0.0]
-    rows = [_row("A", "malignant", mal) for _ in range(3)] + [_row("A", "no_tumour", neg)]
-    rows += [_row("B", "warthin", pa) for _ in range(2)] + [_row("B", "no_tumour", mal)]
+    rows = [_row("A", "malignant", mal, i) for i in range(3)] + [_row("A", "no_tumour", neg, 3)]
+    rows += [_row("B", "warthin", pa, i) for i in range(2)] + [_row("B", "no_tumour", mal, 2)]
     m = quick_metrics(rows, 2)
     assert m["slices"] == 7
     assert m["slice_accuracy"] == pytest.approx(4 / 7)
