@@ -130,7 +130,8 @@ def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path
     return path
 
 
-def _as_frame(preds: pd.DataFrame | str | Path) -> pd.DataFrame:
+def as_predictions(preds: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A validated predictions table from a path (read) or a DataFrame (checked)."""
     return read_predictions(preds) if isinstance(preds, (str, Path)) else _check(preds, "<DataFrame>")
 
 
@@ -315,8 +316,8 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
         ``{k, n, estimate, lo, hi, method}``. A patient's true diagnosis is the class of its tumour
         slices; patients with only no-tumour slices are listed in ``excluded_no_tumour_only``.
     """
-    df = _as_frame(preds)
-    val = None if val_preds is None else _as_frame(val_preds)
+    df = as_predictions(preds)
+    val = None if val_preds is None else as_predictions(val_preds)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sm = slice_metrics(df)
@@ -412,7 +413,7 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
     if reference_name not in names:
         raise InputError(f"reference model {reference_name!r} not among {names}",
                          fix="pass reference_name equal to one result's name")
-    frames = {r["name"]: _as_frame(r["preds"]).set_index(KEY).sort_index() for r in results}
+    frames = {r["name"]: as_predictions(r["preds"]).set_index(KEY).sort_index() for r in results}
     ref = frames[reference_name]
     rows = []
     for r in results:

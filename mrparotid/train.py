@@ -95,16 +95,32 @@ def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
     return rows
 
 
+def write_split_predictions(model, data, path: Path, *, batch_size: int = 64) -> list[dict] | None:
+    """Predict one split's slices (GPU if present) and write them as a predictions CSV.
+
+    Returns the rows, or None (and writes nothing) when the split is empty.
+    """
+    from mrparotid.evaluate import write_predictions
+    from mrparotid.predict import default_device, predict_probs
+
+    if data is None or len(data) == 0:
+        return None
+    rows = prediction_records(data, predict_probs(model, data.x, batch_size=batch_size,
+                                                  device=default_device()))
+    write_predictions(rows, path)
+    return rows
+
+
 def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
     """Slice accuracy and rule-based patient accuracy of prediction rows (the run summary);
     the patient level is :func:`mrparotid.evaluate.patient_metrics`, as in the full report."""
     import pandas as pd
 
-    from mrparotid.evaluate import _as_frame, patient_metrics
+    from mrparotid.evaluate import as_predictions, patient_metrics
 
     if not rows:
         return {"slices": 0, "slice_accuracy": None, "patients": 0, "patient_accuracy": None}
-    df = _as_frame(pd.DataFrame(rows))
+    df = as_predictions(pd.DataFrame(rows))
     rule = patient_metrics(df, malignant_min_slices=malignant_min_slices)[0]["rule"]["accuracy"]
     return {"slices": len(df), "slice_accuracy": float((df["true"] == df["pred"]).mean()),
             "patients": int(rule["n"]), "patient_accuracy": rule["estimate"] if rule["n"] else None}
@@ -132,9 +148,8 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from pytorch_lightning.loggers import CSVLogger
 
     from mrparotid.datamodule import ParotidDataModule
-    from mrparotid.evaluate import write_predictions
     from mrparotid.lit_module import SliceClassifier, class_weights_from
-    from mrparotid.predict import default_device, load_checkpoint, predict_probs
+    from mrparotid.predict import load_checkpoint
 
     check_trainer_args(cfg["trainer"])
     quiet_lightning()
@@ -176,14 +191,11 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
                "epochs": int(trainer.current_epoch), "splits": {k: sorted(v) for k, v in dm.splits.items()}}
     rule_n = int(cfg["rule"]["malignant_min_slices"])
     for split in ("val", "test"):
-        data = dm.data.get(split)
-        if data is None or len(data) == 0:
-            continue
-        probs = predict_probs(loaded.model, data.x, batch_size=int(cfg["data"]["batch_size"]),
-                              device=default_device())
-        rows = prediction_records(data, probs)
-        write_predictions(rows, run_dir / f"predictions_{split}.csv")
-        summary[split] = quick_metrics(rows, rule_n)
+        rows = write_split_predictions(loaded.model, dm.data.get(split),
+                                       run_dir / f"predictions_{split}.csv",
+                                       batch_size=int(cfg["data"]["batch_size"]))
+        if rows is not None:
+            summary[split] = quick_metrics(rows, rule_n)
     if evaluate and has_test:
         summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
@@ -327,8 +339,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     write ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
     checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
     from mrparotid.datamodule import ParotidDataModule
-    from mrparotid.evaluate import write_predictions
-    from mrparotid.predict import default_device, load_checkpoint, predict_probs
+    from mrparotid.predict import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
@@ -343,12 +354,10 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     paths = {"rule_n": int(meta.get("rule", {}).get("malignant_min_slices", 2)),
              "synthetic": mf.synthetic or bool(meta.get("synthetic"))}
     for name, key in ((split, "preds"), ("val", "val")):
-        data = dm.data.get(name)
-        if data is None or len(data) == 0 or (key == "val" and split == "val"):
+        if key == "val" and split == "val":
             continue
-        rows = prediction_records(data, predict_probs(loaded.model, data.x, device=default_device()))
-        write_predictions(rows, out_dir / f"predictions_{name}.csv")
-        paths[key] = out_dir / f"predictions_{name}.csv"
+        if write_split_predictions(loaded.model, dm.data.get(name), out_dir / f"predictions_{name}.csv"):
+            paths[key] = out_dir / f"predictions_{name}.csv"
     if "preds" not in paths:
         raise ManifestError(f"the {split} split has no patients", path=mf.path,
                             fix="choose another --split or mark rows in the manifest's split column")
