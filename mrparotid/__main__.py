@@ -1,5 +1,5 @@
 import sys
 
-from mrparotid.cli import main
+from mrparotid.cli.main import main
 
 sys.exit(main())

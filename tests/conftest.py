@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from mrparotid.grid import Study
+from mrparotid.data.grid import Study
 
 SHAPE = (12, 40, 40)                 # (z, y, x)
 SPACING = (2.0, 2.0, 3.0)            # (x, y, z) mm
@@ -228,6 +228,6 @@ BAD_PATIENTS = {
 @pytest.fixture(scope="session")
 def phantom_cohort(tmp_path_factory) -> Path:
     """Three SYNTHETIC phantom patients (one per diagnosis); the manifest path. Read only."""
-    from mrparotid.phantom import make_cohort
+    from mrparotid.data.phantom import make_cohort
 
     return make_cohort(tmp_path_factory.mktemp("phantom"), 3, seed=0, progress=False)

@@ -104,7 +104,7 @@ def identifying_values(files: Sequence[Path]) -> set[bytes]:
 def ellipsoid(reference, centre_offset_mm, radii_mm) -> np.ndarray:
     """Boolean (z, y, x) ellipsoid on ``reference``'s grid, centred ``centre_offset_mm`` (LPS)
     from the centre of its field of view."""
-    from mrparotid.rtstruct import index_to_lps
+    from mrparotid.dicom.rtstruct import index_to_lps
 
     nx, ny, nz = reference.GetSize()
     zz, yy, xx = np.meshgrid(np.arange(nz), np.arange(ny), np.arange(nx), indexing="ij")

@@ -1,11 +1,11 @@
-"""Tests for batched training augmentation (mrparotid.augment)."""
+"""Tests for batched training augmentation (mrparotid.data.augment)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mrparotid.augment import AugmentConfig, BatchAugment, affine_matrices
+from mrparotid.data.augment import AugmentConfig, BatchAugment, affine_matrices
 from mrparotid.constants import CHANNELS
 from mrparotid.errors import ConfigError
 

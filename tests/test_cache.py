@@ -10,12 +10,12 @@ import pytest
 
 from conftest import BAD_PATIENTS, write_cohort
 from mrparotid import errors
-from mrparotid.cache import (cohort_table, default_cache_dir, format_table, load_slices,
+from mrparotid.data.cache import (cohort_table, default_cache_dir, format_table, load_slices,
                              prepare_cohort, prepare_patient, save_slices)
 from mrparotid.config import load_config
 from mrparotid.constants import CLASSES
 from mrparotid.errors import CohortError
-from mrparotid.manifest import read_manifest
+from mrparotid.io.manifest import read_manifest
 
 ROWS = [("P001", "pleomorphic_adenoma", {}), ("P002", "warthin", {"tumour_side": "R"}),
         ("P003", "malignant", {"bilateral": True})]

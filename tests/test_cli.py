@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mrparotid.cli import build_parser, main
+from mrparotid.cli.main import build_parser, main
 
 VERBS = ["phantom", "prepare", "fit", "ablate", "diagnose", "evaluate"]
 
@@ -23,7 +23,7 @@ def test_every_verb_has_help_with_an_example(verb, capsys):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from mrparotid.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    code = "import sys; from mrparotid.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

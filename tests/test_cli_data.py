@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import BAD_PATIENTS, write_cohort
-from mrparotid.cli import main
+from mrparotid.cli.main import main
 from mrparotid.constants import CLASSES, DIAGNOSES
 
 ROWS = [("P001", "pleomorphic_adenoma", {}), ("P002", "warthin", {"tumour_side": "R"}),

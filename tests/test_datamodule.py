@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from conftest import write_cohort
-from mrparotid.cache import load_slices
+from mrparotid.data.cache import load_slices
 from mrparotid.config import load_config
-from mrparotid.datamodule import ParotidDataModule
+from mrparotid.data.datamodule import ParotidDataModule
 from mrparotid.errors import ManifestError
-from mrparotid.manifest import read_manifest
-from mrparotid.slices import PLANES
+from mrparotid.io.manifest import read_manifest
+from mrparotid.data.slices import PLANES
 
 DIAGNOSES = ("pleomorphic_adenoma", "warthin", "malignant")
 

@@ -1,4 +1,4 @@
-"""Tests for the patient rule (mrparotid.decide)."""
+"""Tests for the patient rule (mrparotid.inference.decide)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
-from mrparotid.decide import BRANCHES, count_slices, decide_patient, soft_vote
+from mrparotid.inference.decide import BRANCHES, count_slices, decide_patient, soft_vote
 
 NT, PA, W, M = range(4)
 PA_NAME = "pleomorphic_adenoma"

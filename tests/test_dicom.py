@@ -13,9 +13,9 @@ import SimpleITK as sitk
 from dicom_fixtures import SERIES, copy_series, image_files, materialize_all, reference_nifti
 from pydicom.sequence import Sequence as DicomSequence
 
-from mrparotid.dicom import SliceGapWarning, read_dicom_series, read_series_files, slice_gaps
+from mrparotid.dicom.series import SliceGapWarning, read_dicom_series, read_series_files, slice_gaps
 from mrparotid.errors import InputError
-from mrparotid.study import discover_series
+from mrparotid.dicom.study import discover_series
 
 
 @pytest.fixture(scope="session")

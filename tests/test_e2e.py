@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mrparotid.cli import main
+from mrparotid.cli.main import main
 from mrparotid.constants import CLASSES
-from mrparotid.phantom import make_cohort
+from mrparotid.data.phantom import make_cohort
 
 pytestmark = pytest.mark.slow
 

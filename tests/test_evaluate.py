@@ -1,4 +1,4 @@
-"""Tests for mrparotid.evaluate on a hand-written predictions CSV with known answers."""
+"""Tests for mrparotid.evaluation.evaluate on a hand-written predictions CSV with known answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from mrparotid import evaluate as ev
+from mrparotid.evaluation import evaluate as ev
 from mrparotid.errors import InputError
 
 # 4 patients, 17 slices. P3 has a second (tumour-free) side; P4 has no tumour slice (excluded).
@@ -68,7 +68,7 @@ def csv_path(tmp_path):
 
 @pytest.fixture()
 def decide():
-    return pytest.importorskip("mrparotid.decide", reason="mrparotid.decide not written yet")
+    return pytest.importorskip("mrparotid.inference.decide", reason="mrparotid.inference.decide not written yet")
 
 
 def test_read_write_roundtrip(csv_path, tmp_path):
@@ -97,7 +97,7 @@ def test_slice_metrics_known_counts(csv_path):
     assert sm["binary_views"]["benign_vs_malignant"]["positive"] == "malignant"
     assert r3(sm["binary_views"]["benign_vs_malignant"]["accuracy"]) == (0.750, 0.468, 0.911)
     # AUCs are the DeLong/Mann-Whitney values of the probability columns
-    from mrparotid.stats import roc_auc
+    from mrparotid.evaluation.stats import roc_auc
     df = ev.read_predictions(csv_path)
     y = df["true"].map(ev.CLASSES.index).to_numpy()
     assert sm["auc"]["per_class"]["malignant"]["auc"] == pytest.approx(roc_auc(y == 3, df["p_malignant"]))

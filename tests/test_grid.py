@@ -9,8 +9,8 @@ import SimpleITK as sitk
 
 from conftest import ORIGIN, SPACING, patient_arrays, to_image, write_patient
 from mrparotid.errors import InputError
-from mrparotid.grid import build_study, coverage, geometry_line, reference_grid
-from mrparotid.io import find_patient_files
+from mrparotid.data.grid import build_study, coverage, geometry_line, reference_grid
+from mrparotid.io.files import find_patient_files
 
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
 POINT = np.array([7.3, -9.1, 1.9])       # LPS mm, off-centre on every axis

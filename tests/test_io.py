@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from conftest import (BAD_PATIENTS, ORIGIN, SPACING, patient_arrays, to_image, write_dicom_series,
                       write_patient)
 from mrparotid.errors import InputError
-from mrparotid.io import find_patient_files, read_image, role_of
+from mrparotid.io.files import find_patient_files, read_image, role_of
 
 
 @pytest.mark.parametrize("name,role", [

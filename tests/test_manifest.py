@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mrparotid.errors import ManifestError
-from mrparotid.manifest import (PatientCase, assert_disjoint, read_manifest, split_patients,
+from mrparotid.io.manifest import (PatientCase, assert_disjoint, read_manifest, split_patients,
                                 write_manifest)
 
 HEADER = "patient_id,diagnosis,patient_dir,split,center"

@@ -1,4 +1,4 @@
-"""Tests for the reduced ResNet18 family (mrparotid.model)."""
+"""Tests for the reduced ResNet18 family (mrparotid.models.resnet)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mrparotid.errors import CheckpointError, ConfigError
-from mrparotid.model import (ResNet, adapt_input_conv, build_model, load_imagenet_weights,
+from mrparotid.models.resnet import (ResNet, adapt_input_conv, build_model, load_imagenet_weights,
                              reduced_resnet18, tiny_resnet)
 
 # torchvision resnet18 state-dict keys of the layers the reduced model shares with it.

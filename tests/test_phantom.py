@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrparotid.cache import prepare_cohort, prepare_patient
+from mrparotid.data.cache import prepare_cohort, prepare_patient
 from mrparotid.config import load_config
 from mrparotid.constants import CLASSES, DIAGNOSES
-from mrparotid.io import find_patient_files, read_image
-from mrparotid.manifest import read_manifest
-from mrparotid.phantom import SYNTHETIC_NOTE, centred_grid, draw_spec, render
+from mrparotid.io.files import find_patient_files, read_image
+from mrparotid.io.manifest import read_manifest
+from mrparotid.data.phantom import SYNTHETIC_NOTE, centred_grid, draw_spec, render
 
 
 def test_layout_and_synthetic_marks(phantom_cohort):

@@ -1,4 +1,4 @@
-"""Tests for mrparotid.plots: PNGs are written, valid, and leave no pyplot state behind."""
+"""Tests for mrparotid.evaluation.plots: PNGs are written, valid, and leave no pyplot state behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from mrparotid import plots
+from mrparotid.evaluation import plots
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CM = np.array([[89, 0, 0, 0], [0, 41, 15, 1], [0, 14, 18, 4], [0, 9, 8, 76]])
@@ -64,7 +64,7 @@ def test_roc_with_absent_class_and_empty_row(tmp_path):
 
 def test_no_pyplot_state(tmp_path):
     """Plotting uses Figure objects only: pyplot (global state, GUI backends) is never imported."""
-    code = ("import sys, numpy as np; from mrparotid import plots; "
+    code = ("import sys, numpy as np; from mrparotid.evaluation import plots; "
             f"plots.plot_confusion(np.eye(4, dtype=int) * 3, r'{tmp_path / 'cm.png'}'); "
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

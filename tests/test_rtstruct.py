@@ -7,11 +7,11 @@ import pydicom
 import pytest
 from dicom_fixtures import dice, ellipsoid, image_files, materialize_all
 
-from mrparotid.dicom import read_dicom_series
+from mrparotid.dicom.series import read_dicom_series
 from mrparotid.errors import InputError
-from mrparotid.rtstruct import (masks_from_rtstruct, match_roi, rasterise, referenced_series_uids,
+from mrparotid.dicom.rtstruct import (masks_from_rtstruct, match_roi, rasterise, referenced_series_uids,
                                 roi_contours, write_rtstruct)
-from mrparotid.study import load_roles
+from mrparotid.dicom.study import load_roles
 
 
 @pytest.fixture(scope="session")

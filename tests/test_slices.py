@@ -8,7 +8,7 @@ import pytest
 from conftest import GLAND_X, GLAND_Y, SHAPE, make_study, patient_arrays
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ConfigError, InputError
-from mrparotid.slices import (PLANES, UNLABELLED, crop_box, extract_crops, label_side_slices,
+from mrparotid.data.slices import (PLANES, UNLABELLED, crop_box, extract_crops, label_side_slices,
                               normalise_percentiles, patient_slices, select_channels, side_regions,
                               to_uint8)
 

@@ -1,4 +1,4 @@
-"""Tests for mrparotid.stats: binomial CIs (paper Table 4), binary views, DeLong against pROC."""
+"""Tests for mrparotid.evaluation.stats: binomial CIs (paper Table 4), binary views, DeLong against pROC."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mrparotid import stats
+from mrparotid.evaluation import stats
 from mrparotid.constants import CLASSES
 
 ASAH = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "asah"

@@ -12,12 +12,12 @@ import SimpleITK as sitk
 from dicom_fixtures import (copy_series, dice, ellipsoid, identifying_values, image_files,
                             materialize_all)
 
-from mrparotid.cli_dicom import add_parsers
+from mrparotid.cli.dicom import add_parsers
 from mrparotid.errors import ConfigError, InputError
-from mrparotid.manifest import read_manifest
-from mrparotid.rtstruct import write_rtstruct
-from mrparotid.series_discovery import _Tags
-from mrparotid.study import (SeriesInfo, classify, discover_series, format_series_table,
+from mrparotid.io.manifest import read_manifest
+from mrparotid.dicom.rtstruct import write_rtstruct
+from mrparotid.dicom.discovery import _Tags
+from mrparotid.dicom.study import (SeriesInfo, classify, discover_series, format_series_table,
                              is_study_folder, load_roles, load_study)
 
 SOURCE = "philips_t1_ffe_ax_classic"
@@ -51,7 +51,7 @@ def _build_study(real_dicom, folder, *, extra_t2=False, with_t2=True):
 
 
 def read_series_files_cached(files):
-    from mrparotid.dicom import read_series_files
+    from mrparotid.dicom.series import read_series_files
     return read_series_files(files)
 
 
@@ -295,7 +295,7 @@ def test_study_folder_prepares_like_a_named_layout(study, tmp_path):
     """A DICOM study export (series + RTSTRUCT) goes through `prepare` without conversion."""
     import json
 
-    from mrparotid.cli import main
+    from mrparotid.cli.main import main
 
     folder, _ = study
     manifest = tmp_path / "cohort.csv"

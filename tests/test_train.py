@@ -7,9 +7,9 @@ import pytest
 
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
-from mrparotid.lit_module import class_weights_from, lr_factor
-from mrparotid.manifest import PatientCase
-from mrparotid.train import SERIES_COMBINATIONS, patient_folds, quick_metrics, with_mask
+from mrparotid.models.lit_module import class_weights_from, lr_factor
+from mrparotid.io.manifest import PatientCase
+from mrparotid.training.fit import SERIES_COMBINATIONS, patient_folds, quick_metrics, with_mask
 
 PAPER = {"scheduler": "paper", "hold_epochs": 600, "step_epochs": 100, "gamma": 0.8}
 

@@ -41,13 +41,13 @@ def child(stage: str, *args: str) -> dict:
 def stage(name: str, args: list[str]) -> None:
     t0 = time.perf_counter()
     if name == "phantom":
-        from mrparotid.phantom import make_cohort
+        from mrparotid.data.phantom import make_cohort
 
         make_cohort(args[0], int(args[1]), seed=0, progress=False)
     elif name == "prepare":
-        from mrparotid.cache import prepare_cohort
+        from mrparotid.data.cache import prepare_cohort
         from mrparotid.config import load_config
-        from mrparotid.manifest import read_manifest
+        from mrparotid.io.manifest import read_manifest
 
         cfg = load_config(None, ["--data.image_size", args[1], "--data.cache_dir", args[2]])
         prepare_cohort(read_manifest(args[0]), cfg, progress=False)
@@ -79,7 +79,7 @@ def bench_data(n: int, size: int) -> None:
 def _cohort(n: int) -> Path:
     manifest = WORK / f"cohort-{n}" / "manifest.csv"
     if not manifest.exists():
-        from mrparotid.phantom import make_cohort
+        from mrparotid.data.phantom import make_cohort
 
         make_cohort(manifest.parent, n, seed=0, progress=False)
     return manifest
@@ -90,9 +90,9 @@ def bench_train(size: int, batch: int, steps: int) -> None:
     import torch
 
     from mrparotid.config import load_config
-    from mrparotid.datamodule import ParotidDataModule
-    from mrparotid.lit_module import SliceClassifier
-    from mrparotid.train import checkpoint_meta
+    from mrparotid.data.datamodule import ParotidDataModule
+    from mrparotid.models.lit_module import SliceClassifier
+    from mrparotid.training.fit import checkpoint_meta
 
     torch.manual_seed(0)
     cfg = load_config(None, ["--data.image_size", str(size), "--data.batch_size", str(batch)])
@@ -191,10 +191,10 @@ def _sync(device: str) -> None:
 
 def bench_diagnose() -> None:
     from mrparotid.config import load_config
-    from mrparotid.diagnose import diagnose_case
-    from mrparotid.manifest import read_manifest
-    from mrparotid.predict import load_checkpoint
-    from mrparotid.train import fit
+    from mrparotid.inference.diagnose import diagnose_case
+    from mrparotid.io.manifest import read_manifest
+    from mrparotid.inference.predict import load_checkpoint
+    from mrparotid.training.fit import fit
 
     manifest = _cohort(12)
     ckpt = WORK / "diag-run" / "checkpoints" / "last.ckpt"

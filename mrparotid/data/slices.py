@@ -1,6 +1,6 @@
 """Study on one grid → labelled axial slices of each parotid side, as fixed-scale square crops.
 
-Conventions: volumes are indexed (z, y, x) on the reference grid (see :mod:`mrparotid.grid`);
+Conventions: volumes are indexed (z, y, x) on the reference grid (see :mod:`mrparotid.data.grid`);
 sides are named from the patient's point of view, ``"L"`` (LPS +x) and ``"R"``. Crops are stacked
 as planes (T1, CE-T1, T2, gland, tumour), each ``size x size`` pixels, stored as uint8 where
 255 = 1.0. The model's channels are chosen from these planes at load time.
@@ -16,7 +16,7 @@ from skimage.transform import resize
 
 from mrparotid.constants import CLASSES, SERIES, parse_channels
 from mrparotid.errors import InputError
-from mrparotid.grid import Study
+from mrparotid.data.grid import Study
 
 PLANES: tuple[str, ...] = SERIES + ("gland", "tumour")
 SIDES: tuple[str, ...] = ("L", "R")

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.constants import CLASSES, SERIES
-from mrparotid.decide import decide_patient
+from mrparotid.inference.decide import decide_patient
 from mrparotid.errors import CheckpointError, InputError
-from mrparotid.manifest import PatientCase
-from mrparotid.predict import LoadedModel, predict_probs
-from mrparotid.slices import PLANES, UNLABELLED, select_channels
+from mrparotid.io.manifest import PatientCase
+from mrparotid.inference.predict import LoadedModel, predict_probs
+from mrparotid.data.slices import PLANES, UNLABELLED, select_channels
 
 
 def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None) -> dict:
@@ -24,9 +24,9 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
     (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
     """
-    from mrparotid.cache import patient_files, read_study_images
-    from mrparotid.grid import build_study
-    from mrparotid.slices import patient_slices
+    from mrparotid.data.cache import patient_files, read_study_images
+    from mrparotid.data.grid import build_study
+    from mrparotid.data.slices import patient_slices
 
     meta = loaded.meta
     channels = loaded.channels

@@ -2,7 +2,7 @@
 
 Batches travel as uint8 (4x less memory and host→device traffic than float) and become float
 [0, 1] on the model's device in :meth:`ParotidDataModule.on_after_batch_transfer`, where the
-training batches are also augmented (:class:`mrparotid.augment.BatchAugment`).
+training batches are also augmented (:class:`mrparotid.data.augment.BatchAugment`).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mrparotid.augment import BatchAugment
-from mrparotid.cache import PreparedCohort, load_slices, prepare_cohort
+from mrparotid.data.augment import BatchAugment
+from mrparotid.data.cache import PreparedCohort, load_slices, prepare_cohort
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
-from mrparotid.manifest import Manifest, assert_disjoint, read_manifest, split_patients
-from mrparotid.slices import select_channels
+from mrparotid.io.manifest import Manifest, assert_disjoint, read_manifest, split_patients
+from mrparotid.data.slices import select_channels
 
 
 @dataclass

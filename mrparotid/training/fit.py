@@ -20,8 +20,8 @@ from mrparotid import __version__
 from mrparotid.config import check_trainer_args, config_hash, dump_config, preprocess_config
 from mrparotid.constants import CHANNELS, CLASSES, SERIES
 from mrparotid.errors import ConfigError, ManifestError
-from mrparotid.manifest import read_manifest
-from mrparotid.predict import FORMAT
+from mrparotid.io.manifest import read_manifest
+from mrparotid.inference.predict import FORMAT
 
 RUN_DIR_ENV = "MRPAROTID_RUN_DIR"
 
@@ -35,7 +35,7 @@ def default_manifest(cfg: dict, *, progress: bool = True) -> Path:
     (written under ``$MRPAROTID_HOME`` on first use)."""
     if cfg["data"].get("manifest"):
         return Path(cfg["data"]["manifest"])
-    from mrparotid.phantom import make_cohort
+    from mrparotid.data.phantom import make_cohort
 
     n = int(cfg["data"]["phantom_patients"])
     root = mrparotid_home() / f"phantom-{n}"
@@ -83,7 +83,7 @@ def checkpoint_meta(cfg: dict, synthetic: bool) -> dict:
 
 
 def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
-    """Rows of the predictions CSV format (see :mod:`mrparotid.evaluate`)."""
+    """Rows of the predictions CSV format (see :mod:`mrparotid.evaluation.evaluate`)."""
     rows = []
     for i in range(len(probs)):
         y = int(split_data.y[i])
@@ -100,8 +100,8 @@ def write_split_predictions(model, data, path: Path, *, batch_size: int = 64) ->
 
     Returns the rows, or None (and writes nothing) when the split is empty.
     """
-    from mrparotid.evaluate import write_predictions
-    from mrparotid.predict import default_device, predict_probs
+    from mrparotid.evaluation.evaluate import write_predictions
+    from mrparotid.inference.predict import default_device, predict_probs
 
     if data is None or len(data) == 0:
         return None
@@ -113,10 +113,10 @@ def write_split_predictions(model, data, path: Path, *, batch_size: int = 64) ->
 
 def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
     """Slice accuracy and rule-based patient accuracy of prediction rows (the run summary);
-    the patient level is :func:`mrparotid.evaluate.patient_metrics`, as in the full report."""
+    the patient level is :func:`mrparotid.evaluation.evaluate.patient_metrics`, as in the full report."""
     import pandas as pd
 
-    from mrparotid.evaluate import as_predictions, patient_metrics
+    from mrparotid.evaluation.evaluate import as_predictions, patient_metrics
 
     if not rows:
         return {"slices": 0, "slice_accuracy": None, "patients": 0, "patient_accuracy": None}
@@ -147,9 +147,9 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
-    from mrparotid.datamodule import ParotidDataModule
-    from mrparotid.lit_module import SliceClassifier, class_weights_from
-    from mrparotid.predict import load_checkpoint
+    from mrparotid.data.datamodule import ParotidDataModule
+    from mrparotid.models.lit_module import SliceClassifier, class_weights_from
+    from mrparotid.inference.predict import load_checkpoint
 
     check_trainer_args(cfg["trainer"])
     quiet_lightning()
@@ -204,7 +204,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
 
 def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
     """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``."""
-    from mrparotid.evaluate import evaluate_predictions, read_predictions
+    from mrparotid.evaluation.evaluate import evaluate_predictions, read_predictions
 
     val = run_dir / "predictions_val.csv"
     out = run_dir / "evaluation"
@@ -225,8 +225,8 @@ SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in comb
 def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
            out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train and test one model per channel set on the same split; compare them."""
-    from mrparotid.cache import prepare_cohort
-    from mrparotid.manifest import split_patients
+    from mrparotid.data.cache import prepare_cohort
+    from mrparotid.io.manifest import split_patients
 
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
@@ -256,7 +256,7 @@ def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Pa
 
 def ablation_report(out_root: Path, results: list[dict], synthetic: bool) -> str | None:
     """Table-3 style comparison (CSV, Markdown, bar chart) of the runs' test predictions."""
-    from mrparotid.evaluate import ablation_table, read_predictions
+    from mrparotid.evaluation.evaluate import ablation_table, read_predictions
 
     runs = [dict(r, preds=read_predictions(Path(r["run_dir"]) / "predictions_test.csv")) for r in results]
     names = [r["name"] for r in runs]
@@ -275,8 +275,8 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     """Grouped (by patient), diagnosis-stratified K-fold: per-fold and pooled out-of-fold metrics."""
     import pandas as pd
 
-    from mrparotid.cache import prepare_cohort
-    from mrparotid.evaluate import evaluate_predictions, read_predictions, summarise_folds, write_predictions
+    from mrparotid.data.cache import prepare_cohort
+    from mrparotid.evaluation.evaluate import evaluate_predictions, read_predictions, summarise_folds, write_predictions
 
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
@@ -308,7 +308,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
 def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -> list[dict]:
     """K folds of patients, stratified by diagnosis; each fold's test is one part, val a share
     of the rest. No patient is in two splits of a fold, and every patient is tested once."""
-    from mrparotid.manifest import _share, assert_disjoint
+    from mrparotid.io.manifest import _share, assert_disjoint
 
     if k < 2 or k > len(cases):
         raise ManifestError(f"--cv {k} needs 2 <= K <= number of patients ({len(cases)})",
@@ -338,8 +338,8 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     """Run a checkpoint over one split of a cohort (and val, for the soft-vote threshold);
     write ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
     checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
-    from mrparotid.datamodule import ParotidDataModule
-    from mrparotid.predict import load_checkpoint
+    from mrparotid.data.datamodule import ParotidDataModule
+    from mrparotid.inference.predict import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mrparotid.dicom_headers import Frame
+from mrparotid.dicom.headers import Frame
 from mrparotid.errors import InputError
 
 #: Relative deviation of a slice step from the median step that counts as uneven spacing.

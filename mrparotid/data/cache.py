@@ -18,9 +18,9 @@ import numpy as np
 from mrparotid.config import config_hash, preprocess_config
 from mrparotid.constants import CLASSES, DIAGNOSES, SERIES
 from mrparotid.errors import CohortError, InputError, MrParotidError
-from mrparotid.io import PatientFiles, find_patient_files
-from mrparotid.manifest import Manifest, PatientCase, split_patients
-from mrparotid.slices import PatientSlices
+from mrparotid.io.files import PatientFiles, find_patient_files
+from mrparotid.io.manifest import Manifest, PatientCase, split_patients
+from mrparotid.data.slices import PatientSlices
 
 CACHE_VERSION = 1
 
@@ -35,7 +35,7 @@ def patient_files(case: PatientCase, *, require_tumour: bool,
                   series: tuple[str, ...] = SERIES) -> PatientFiles:
     """Where a patient's inputs are, without reading them: files by role in the named layout,
     or the whole folder as one ``"study"`` entry when it holds a DICOM study export."""
-    from mrparotid import study as dicom_study
+    from mrparotid.dicom import study as dicom_study
 
     if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
         return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
@@ -48,7 +48,7 @@ def read_study_images(files: PatientFiles, *, require_tumour: bool,
     """Images by role of a DICOM study folder; None for the named layout (read by the grid)."""
     if "study" not in files.paths:
         return None
-    from mrparotid import study as dicom_study
+    from mrparotid.dicom import study as dicom_study
 
     return dicom_study.load_study(files.patient_dir, files.patient_id, require_tumour=require_tumour,
                                   roles_file=Path(roles_file) if roles_file else None)
@@ -62,8 +62,8 @@ def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
 def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
                     files: PatientFiles | None = None) -> PatientSlices:
     """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
-    from mrparotid.grid import build_study
-    from mrparotid.slices import patient_slices
+    from mrparotid.data.grid import build_study
+    from mrparotid.data.slices import patient_slices
 
     if files is None:
         files = patient_files(case, require_tumour=mode == "train")

@@ -1,11 +1,11 @@
 """A folder holding a whole DICOM study (any depth) → T1, CE-T1, T2 and gland/tumour masks.
 
-:func:`is_study_folder` tells such a folder from one in the named layout of :mod:`mrparotid.io`.
-:func:`load_study` reads every header once (:mod:`mrparotid.dicom_headers`), finds the series and
-their roles (:mod:`mrparotid.series_discovery`, rules from :mod:`mrparotid.roles`), reads the three
-chosen series (:mod:`mrparotid.dicom`) and the masks: contours from an RTSTRUCT in the folder,
-rasterised on the grid of the series they reference (:mod:`mrparotid.rtstruct`), or gland/tumour
-NIfTI files named as in :mod:`mrparotid.io` beside the DICOM files.
+:func:`is_study_folder` tells such a folder from one in the named layout of :mod:`mrparotid.io.files`.
+:func:`load_study` reads every header once (:mod:`mrparotid.dicom.headers`), finds the series and
+their roles (:mod:`mrparotid.dicom.discovery`, rules from :mod:`mrparotid.dicom.roles`), reads the three
+chosen series (:mod:`mrparotid.dicom.series`) and the masks: contours from an RTSTRUCT in the folder,
+rasterised on the grid of the series they reference (:mod:`mrparotid.dicom.rtstruct`), or gland/tumour
+NIfTI files named as in :mod:`mrparotid.io.files` beside the DICOM files.
 
 No patient identifier from the headers is read into anything this module returns or prints:
 series are named by number, description, geometry and role only.
@@ -21,16 +21,16 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from mrparotid.dicom import read_series_headers
-from mrparotid.dicom_headers import is_image, is_rtstruct, read_header, scan_folder
+from mrparotid.dicom.series import read_series_headers
+from mrparotid.dicom.headers import is_image, is_rtstruct, read_header, scan_folder
 from mrparotid.errors import InputError
-from mrparotid.io import MASK_ROLES, SERIES_ROLES, read_image, role_of
-from mrparotid.roles import RolesConfig, classify, load_roles
-from mrparotid.series_discovery import (SeriesInfo, _discover, _printable, discover_series,
+from mrparotid.io.files import MASK_ROLES, SERIES_ROLES, read_image, role_of
+from mrparotid.dicom.roles import RolesConfig, classify, load_roles
+from mrparotid.dicom.discovery import (SeriesInfo, _discover, _printable, discover_series,
                                         format_series_table, select_roles)
 
 __all__ = ["is_study_folder", "load_study",
-           # defined in mrparotid.roles / mrparotid.series_discovery; kept importable from here
+           # defined in mrparotid.dicom.roles / mrparotid.dicom.discovery; kept importable from here
            "SeriesInfo", "classify", "discover_series", "format_series_table", "load_roles"]
 
 
@@ -122,7 +122,7 @@ class _SeriesReader:
 
 def _rtstruct_masks(headers, infos, chosen, roles: RolesConfig, reader: _SeriesReader,
                     patient: str) -> dict[str, sitk.Image]:
-    from mrparotid.rtstruct import (frame_of_reference_uids, mask_image, masks_from_rtstruct,
+    from mrparotid.dicom.rtstruct import (frame_of_reference_uids, mask_image, masks_from_rtstruct,
                                     referenced_series_uids, referenced_sop_uids)
 
     masks: dict[str, sitk.Image] = {}
@@ -167,7 +167,7 @@ def _roi_names(ds: pydicom.Dataset) -> list[str]:
 
 
 def _named_masks(patient_dir: Path, patient: str) -> dict[str, sitk.Image]:
-    """gland/tumour mask files named as in :mod:`mrparotid.io` at the top of the folder."""
+    """gland/tumour mask files named as in :mod:`mrparotid.io.files` at the top of the folder."""
     out = {}
     for entry in sorted(patient_dir.iterdir()):
         role = role_of(entry)

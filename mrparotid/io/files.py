@@ -145,7 +145,7 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
     InputError
         Unreadable/truncated file, not 3-D, or non-finite voxel values.
     """
-    from mrparotid.dicom import read_dicom_series
+    from mrparotid.dicom.series import read_dicom_series
 
     path = Path(path)
     if path.is_dir():

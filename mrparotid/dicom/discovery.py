@@ -2,7 +2,7 @@
 
 Image files (any depth) are grouped by SeriesInstanceUID; each group is summarised (number,
 modality, description, orientation, matrix, spacing, slice count, files) and given a role by
-:func:`mrparotid.roles.classify`. Two series claiming one role are marked AMBIGUOUS;
+:func:`mrparotid.dicom.roles.classify`. Two series claiming one role are marked AMBIGUOUS;
 :func:`select_roles` then takes exactly one series per role or raises an error that says how to
 choose. :func:`format_series_table` prints the series for ``mrparotid inspect``.
 
@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
-from mrparotid.dicom_geometry import slice_normal
-from mrparotid.dicom_headers import frames_of, is_image, scan_folder
+from mrparotid.dicom.geometry import slice_normal
+from mrparotid.dicom.headers import frames_of, is_image, scan_folder
 from mrparotid.errors import InputError
-from mrparotid.io import SERIES_ROLES
-from mrparotid.roles import RolesConfig, classify, load_roles
+from mrparotid.io.files import SERIES_ROLES
+from mrparotid.dicom.roles import RolesConfig, classify, load_roles
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 from scipy.ndimage import map_coordinates
 
 from mrparotid.constants import DIAGNOSES
-from mrparotid.manifest import PatientCase, write_manifest
+from mrparotid.io.manifest import PatientCase, write_manifest
 
 SYNTHETIC_NOTE = "SYNTHETIC phantom cohort made by 'mrparotid phantom': not patient data, no clinical meaning"
 

@@ -14,7 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mrparotid.constants import CLASSES
-from mrparotid.stats import per_class_auc, roc_curve, micro_auc
+from mrparotid.evaluation.stats import per_class_auc, roc_curve, micro_auc
 
 SYNTHETIC_NOTE = "SYNTHETIC DATA — not clinical"
 _DPI = 120

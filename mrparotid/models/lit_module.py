@@ -1,6 +1,6 @@
 """Thin LightningModule: the reduced ResNet, cross-entropy, Adam(W), metrics per stage.
 
-The science lives elsewhere (:mod:`mrparotid.model`, :mod:`mrparotid.decide`); this class only
+The science lives elsewhere (:mod:`mrparotid.models.resnet`, :mod:`mrparotid.inference.decide`); this class only
 wires loss, optimiser, learning-rate schedule and torchmetrics together. Log keys follow
 ``stage/metric`` (``train/loss``, ``val/acc``, ``test/auroc_micro``).
 """
@@ -17,7 +17,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusion
                                          MulticlassRecall, MultilabelAUROC)
 
 from mrparotid.constants import CLASSES
-from mrparotid.model import build_model, load_imagenet_weights
+from mrparotid.models.resnet import build_model, load_imagenet_weights
 
 NUM_CLASSES = len(CLASSES)
 

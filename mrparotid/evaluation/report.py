@@ -1,15 +1,15 @@
 """Markdown reports of evaluation metrics (``report.md``, ``ablation.md``).
 
-Pure formatting: every number comes from :mod:`mrparotid.evaluate`.
+Pure formatting: every number comes from :mod:`mrparotid.evaluation.evaluate`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mrparotid import stats
+from mrparotid.evaluation import stats
 from mrparotid.constants import CLASSES
-from mrparotid.plots import pretty_class
+from mrparotid.evaluation.plots import pretty_class
 
 SYNTHETIC_BANNER = ("> **SYNTHETIC DATA — not clinical.** These figures come from synthetic (phantom) "
                     "data; no clinical accuracy is claimed.")
@@ -33,7 +33,7 @@ VIEW_TITLES = {"benign_vs_malignant": "Benign vs malignant (lesion slices)",
 
 
 def evaluation_markdown(m: dict, synthetic: bool, title: str) -> str:
-    """``report.md`` of :func:`mrparotid.evaluate.evaluate_predictions` metrics (figures linked)."""
+    """``report.md`` of :func:`mrparotid.evaluation.evaluate.evaluate_predictions` metrics (figures linked)."""
     sm, pm = m["slice"], m["patient"]
     out = [SYNTHETIC_BANNER, ""] if synthetic else []
     out += [f"# {title or 'mrparotid evaluation'}", "",
@@ -79,7 +79,7 @@ def evaluation_markdown(m: dict, synthetic: bool, title: str) -> str:
 
 
 def ablation_markdown(rows: list[dict], reference_name: str, synthetic: bool) -> str:
-    """``ablation.md``: the Table-3 comparison rows of :func:`mrparotid.evaluate.ablation_table`."""
+    """``ablation.md``: the Table-3 comparison rows of :func:`mrparotid.evaluation.evaluate.ablation_table`."""
     md = [SYNTHETIC_BANNER, ""] if synthetic else []
     md += ["# Channel ablation (slice level)", "",
            f"Accuracy: Wilson 95% CI. Micro-AUC: DeLong 95% CI on the flattened one-vs-rest problem; "

@@ -29,8 +29,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from mrparotid.dicom_geometry import SeriesGeometry
-from mrparotid.dicom_headers import RTSTRUCT_SOP_CLASS
+from mrparotid.dicom.geometry import SeriesGeometry
+from mrparotid.dicom.headers import RTSTRUCT_SOP_CLASS
 from mrparotid.errors import InputError
 
 #: Gland labels in the written mask.
@@ -201,9 +201,9 @@ def build_rtstruct(rois: Mapping[str, np.ndarray], reference: sitk.Image, geomet
     rois : mapping
         ROI name (e.g. ``Parotid_R``, ``Parotid_L``, ``GTV``) → boolean (z, y, x) mask.
     reference : SimpleITK.Image
-        The series as read by :func:`mrparotid.dicom.read_series_files` (its grid).
+        The series as read by :func:`mrparotid.dicom.series.read_series_files` (its grid).
     geometry : SeriesGeometry
-        That series' sorted frames (:func:`mrparotid.dicom_geometry.series_geometry`), for image
+        That series' sorted frames (:func:`mrparotid.dicom.geometry.series_geometry`), for image
         references.
     header : pydicom.Dataset
         One image header of the series: study, frame of reference and patient module are copied
@@ -303,12 +303,12 @@ def write_rtstruct(rois: Mapping[str, np.ndarray], series_files: Sequence[Path],
                    *, label: str = "mrparotid") -> Path:
     """Write boolean (z, y, x) masks on the grid of a DICOM series as an RTSTRUCT file.
 
-    The masks must be on the grid that :func:`mrparotid.dicom.read_series_files` gives for
+    The masks must be on the grid that :func:`mrparotid.dicom.series.read_series_files` gives for
     ``series_files`` (same size and geometry). Returns ``out_path``.
     """
-    from mrparotid.dicom import read_series_files
-    from mrparotid.dicom_geometry import series_geometry
-    from mrparotid.dicom_headers import frames_of, is_image, read_header
+    from mrparotid.dicom.series import read_series_files
+    from mrparotid.dicom.geometry import series_geometry
+    from mrparotid.dicom.headers import frames_of, is_image, read_header
 
     reference = read_series_files(series_files)
     headers = [(Path(p), ds) for p in series_files for ds in [read_header(p)]

@@ -6,8 +6,8 @@ objects from non-image ones (Philips Raw Data Storage, MR spectroscopy, RTSTRUCT
 states, DICOMDIR). :func:`frames_of` turns one image header into its planes: one for a classic
 file, one per frame for an enhanced multi-frame file, with per-frame position, orientation,
 pixel spacing and rescale from the functional groups (per-frame group first, then the shared one).
-The frames go on to :mod:`mrparotid.dicom_geometry` (sorting, spacing checks) and their pixels
-are read by :mod:`mrparotid.dicom`.
+The frames go on to :mod:`mrparotid.dicom.geometry` (sorting, spacing checks) and their pixels
+are read by :mod:`mrparotid.dicom.series`.
 """
 
 from __future__ import annotations

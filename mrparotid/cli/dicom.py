@@ -72,7 +72,7 @@ def add_parsers(subparsers) -> None:
 
 def run_inspect(args: argparse.Namespace) -> int:
     from mrparotid.errors import InputError
-    from mrparotid.series_discovery import discover_series, format_series_table
+    from mrparotid.dicom.discovery import discover_series, format_series_table
 
     folder = Path(args.patient_dir)
     if not folder.is_dir():
@@ -107,13 +107,13 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
                     roles_file: Path | None = None, require_tumour: bool = False) -> list[Path]:
     """Write one patient's series and masks as NIfTI into ``out_dir``; returns the files written.
 
-    A DICOM study folder goes through :func:`mrparotid.study.load_study`; a folder in the named
-    layout through :func:`mrparotid.io.find_patient_files`.
+    A DICOM study folder goes through :func:`mrparotid.dicom.study.load_study`; a folder in the named
+    layout through :func:`mrparotid.io.files.find_patient_files`.
     """
     import SimpleITK as sitk
 
-    from mrparotid.io import find_patient_files, read_image
-    from mrparotid.study import is_study_folder, load_study
+    from mrparotid.io.files import find_patient_files, read_image
+    from mrparotid.dicom.study import is_study_folder, load_study
 
     patient_dir = Path(patient_dir)
     if is_study_folder(patient_dir):
@@ -164,7 +164,7 @@ def convert_cohort(manifest: Path, out_dir: Path, *, roles_file: Path | None = N
     from tqdm import tqdm
 
     from mrparotid.errors import CohortError, ManifestError, MrParotidError
-    from mrparotid.manifest import read_manifest, write_manifest
+    from mrparotid.io.manifest import read_manifest, write_manifest
 
     m = read_manifest(manifest)
     out_dir = Path(out_dir)

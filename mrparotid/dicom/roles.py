@@ -4,10 +4,10 @@ The rules come from ``configs/dicom_roles.yaml``, the top-level keys of a ``--ro
 replacing its own: per role a pin (SeriesNumber/SeriesInstanceUID) or SeriesDescription/
 ProtocolName patterns with a contrast condition; ``contrast`` (use the agent tags, name
 patterns); ``ignore`` (localizers by ImageType or description, too few slices, other modalities);
-``rois`` (RTSTRUCT ROI-name patterns, read by :mod:`mrparotid.rtstruct`). The YAML is validated
+``rois`` (RTSTRUCT ROI-name patterns, read by :mod:`mrparotid.dicom.rtstruct`). The YAML is validated
 here, so a bad key, pin or regex fails at once. :func:`classify` applies the rules to one
-:class:`~mrparotid.series_discovery.SeriesInfo` and its header tags; two series claiming one role
-are settled in :mod:`mrparotid.series_discovery`.
+:class:`~mrparotid.dicom.discovery.SeriesInfo` and its header tags; two series claiming one role
+are settled in :mod:`mrparotid.dicom.discovery`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING
 
 from mrparotid.config import CONFIG_DIR, read_yaml_mapping
 from mrparotid.errors import ConfigError
-from mrparotid.io import SERIES_ROLES
+from mrparotid.io.files import SERIES_ROLES
 
 if TYPE_CHECKING:
-    from mrparotid.series_discovery import SeriesInfo, _Tags
+    from mrparotid.dicom.discovery import SeriesInfo, _Tags
 
 DEFAULT_ROLES_FILE = CONFIG_DIR / "dicom_roles.yaml"
 ROLES_KEYS = SERIES_ROLES + ("contrast", "ignore", "rois")

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from mrparotid.constants import SERIES
 from mrparotid.errors import InputError
-from mrparotid.io import PatientFiles, read_image
+from mrparotid.io.files import PatientFiles, read_image
 
 
 @dataclass(frozen=True)

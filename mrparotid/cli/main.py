@@ -32,7 +32,7 @@ def _config(args, extra: list[str]) -> dict:
 
 def cmd_phantom(args, extra) -> int:
     _no_extra(extra)
-    from mrparotid.phantom import make_cohort
+    from mrparotid.data.phantom import make_cohort
 
     if args.patients < 1:
         raise ConfigError(f"--patients is {args.patients}", fix="write at least one patient, e.g. -n 40")
@@ -42,9 +42,9 @@ def cmd_phantom(args, extra) -> int:
 
 
 def cmd_prepare(args, extra) -> int:
-    from mrparotid.cache import cohort_table, format_table, prepare_cohort
+    from mrparotid.data.cache import cohort_table, format_table, prepare_cohort
     from mrparotid.errors import CohortError
-    from mrparotid.manifest import read_manifest
+    from mrparotid.io.manifest import read_manifest
 
     cfg = _config(args, extra)
     manifest = read_manifest(args.manifest, check_dirs=False)
@@ -66,7 +66,7 @@ def cmd_prepare(args, extra) -> int:
 
 
 def cmd_fit(args, extra) -> int:
-    from mrparotid.train import cross_validate, fit
+    from mrparotid.training.fit import cross_validate, fit
 
     cfg = _config(args, extra)
     if args.cv:
@@ -103,7 +103,7 @@ def _print_run(summary: dict) -> None:
 
 def cmd_ablate(args, extra) -> int:
     from mrparotid.constants import parse_channels
-    from mrparotid.train import SERIES_COMBINATIONS, ablate, with_mask
+    from mrparotid.training.fit import SERIES_COMBINATIONS, ablate, with_mask
 
     cfg = _config(args, extra)
     if args.all:
@@ -135,7 +135,7 @@ def _latest_checkpoint() -> Path:
 
 
 def _cases(paths: list[str]):
-    from mrparotid.manifest import PatientCase, read_manifest
+    from mrparotid.io.manifest import PatientCase, read_manifest
 
     cases = []
     for p in paths:
@@ -149,9 +149,9 @@ def _cases(paths: list[str]):
 
 def cmd_diagnose(args, extra) -> int:
     _no_extra(extra)
-    from mrparotid.diagnose import diagnose_case, format_report
+    from mrparotid.inference.diagnose import diagnose_case, format_report
     from mrparotid.errors import CohortError
-    from mrparotid.predict import load_checkpoint
+    from mrparotid.inference.predict import load_checkpoint
 
     loaded = load_checkpoint(args.checkpoint or _latest_checkpoint())
     reports, bad = [], []
@@ -170,7 +170,7 @@ def cmd_diagnose(args, extra) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
     if args.csv:
-        from mrparotid.evaluate import write_predictions
+        from mrparotid.evaluation.evaluate import write_predictions
 
         write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
                     "true": s.get("true", ""), "pred": s["pred"],
@@ -185,7 +185,7 @@ def cmd_diagnose(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from mrparotid.evaluate import evaluate_predictions, read_predictions
+    from mrparotid.evaluation.evaluate import evaluate_predictions, read_predictions
 
     out = Path(args.out)
     if args.predictions:
@@ -198,7 +198,7 @@ def cmd_evaluate(args, extra) -> int:
             raise ConfigError("evaluate needs --predictions CSV, or --checkpoint and --manifest",
                               fix="e.g. mrparotid evaluate --checkpoint runs/X/checkpoints/best.ckpt "
                                   "--manifest cohort.csv --out eval/")
-        from mrparotid.train import predict_split
+        from mrparotid.training.fit import predict_split
 
         cfg = _config(args, extra)
         paths = predict_split(args.checkpoint, cfg, args.split, out, progress=not args.quiet)
@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     try:
-        from mrparotid.cli_dicom import add_parsers
+        from mrparotid.cli.dicom import add_parsers
     except ImportError:
         pass
     else:

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrparotid import stats
+from mrparotid.evaluation import stats
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
 from mrparotid.errors import InputError
-from mrparotid.plots import plot_ablation, plot_confusion, plot_roc
-from mrparotid.report import ablation_markdown, evaluation_markdown
+from mrparotid.evaluation.plots import plot_ablation, plot_confusion, plot_roc
+from mrparotid.evaluation.report import ablation_markdown, evaluation_markdown
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
 KEY: list[str] = ["patient_id", "side", "index"]
-_FIX = "write it with mrparotid.evaluate.write_predictions (header: " + ",".join(COLUMNS) + ")"
+_FIX = "write it with mrparotid.evaluation.evaluate.write_predictions (header: " + ",".join(COLUMNS) + ")"
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +206,7 @@ def choose_soft_threshold(val: pd.DataFrame) -> tuple[float, str]:
     (sensitivity + specificity - 1, positive = malignant), then exact-diagnosis accuracy, then
     closeness to 0.5; candidates are midpoints between consecutive patient mean malignant
     probabilities. Returns (threshold, source); (0.5, reason) when val lacks either group."""
-    from mrparotid.decide import soft_vote
+    from mrparotid.inference.decide import soft_vote
     pats, _ = _patients(val)
     truth = {pid: t for pid, (t, _) in pats.items()}
     if not any(t == "malignant" for t in truth.values()) or all(t == "malignant" for t in truth.values()):
@@ -227,7 +227,7 @@ def choose_soft_threshold(val: pd.DataFrame) -> tuple[float, str]:
 def patient_metrics(df: pd.DataFrame, *, val_preds: pd.DataFrame | None = None,
                     malignant_min_slices: int = 2) -> tuple[dict, pd.DataFrame]:
     """Patient-level metrics (Table 5; rule and soft vote) and a per-patient table."""
-    from mrparotid.decide import decide_patient, soft_vote
+    from mrparotid.inference.decide import decide_patient, soft_vote
     pats, excluded = _patients(df)
     threshold, source = (choose_soft_threshold(val_preds) if val_preds is not None
                          else (0.5, "default 0.5 (no validation predictions given)"))
@@ -302,7 +302,7 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
     val_preds : DataFrame or path, optional
         Validation predictions used only to choose the soft-vote threshold (else 0.5).
     malignant_min_slices : int
-        Passed to :func:`mrparotid.decide.decide_patient`.
+        Passed to :func:`mrparotid.inference.decide.decide_patient`.
     synthetic : bool
         Mark report and figures as synthetic data (no clinical claim).
 

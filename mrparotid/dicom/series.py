@@ -1,8 +1,8 @@
 """One DICOM series (a folder, its files, or already-read headers) → a float32 SimpleITK image.
 
-The stages, one module each: :mod:`mrparotid.dicom_headers` reads the headers (pydicom,
+The stages, one module each: :mod:`mrparotid.dicom.headers` reads the headers (pydicom,
 ``stop_before_pixels=True``) and turns each image header into its planes
-(:class:`~mrparotid.dicom_headers.Frame`); :mod:`mrparotid.dicom_geometry` sorts them along the
+(:class:`~mrparotid.dicom.headers.Frame`); :mod:`mrparotid.dicom.geometry` sorts them along the
 slice normal and checks the stack; this module reads the pixels with SimpleITK/GDCM, which
 applies each file's RescaleSlope/Intercept, and builds the image. What they add on top of GDCM:
 
@@ -14,7 +14,7 @@ applies each file's RescaleSlope/Intercept, and builds the image. What they add 
 - non-image objects (Philips Raw Data Storage, RTSTRUCT, presentation states, DICOMDIR, files
   that are not DICOM) are ignored;
 - a slice-spacing check: steps that vary by more than 10 % are either a dropped slice (at most
-  :data:`~mrparotid.dicom_geometry.MAX_MISSING_SLICES` missing → linear resampling onto even
+  :data:`~mrparotid.dicom.geometry.MAX_MISSING_SLICES` missing → linear resampling onto even
   spacing with a :class:`SliceGapWarning`) or an error naming the gap. GDCM alone would stretch
   the spacing.
 
@@ -34,13 +34,13 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from mrparotid.dicom_geometry import fill_gaps, series_geometry, slice_gaps
-from mrparotid.dicom_headers import Frame, frames_of, is_image, read_header, scan_folder
+from mrparotid.dicom.geometry import fill_gaps, series_geometry, slice_gaps
+from mrparotid.dicom.headers import Frame, frames_of, is_image, read_header, scan_folder
 from mrparotid.errors import InputError
 
 __all__ = ["SliceGapWarning", "read_frames", "read_series_files", "read_series_headers",
            "read_dicom_series",
-           "slice_gaps"]  # defined in mrparotid.dicom_geometry; kept importable from here
+           "slice_gaps"]  # defined in mrparotid.dicom.geometry; kept importable from here
 
 
 class SliceGapWarning(UserWarning):

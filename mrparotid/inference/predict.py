@@ -13,7 +13,7 @@ import torch
 
 from mrparotid.constants import CLASSES
 from mrparotid.errors import CheckpointError
-from mrparotid.model import ResNet, build_model
+from mrparotid.models.resnet import ResNet, build_model
 
 FORMAT = "mrparotid-checkpoint-1"
 
