@@ -40,6 +40,14 @@ class InputError(MrParotidError):
     """Bad patient data: missing/duplicate/unreadable series, bad masks, geometry."""
 
 
+class MissingSeriesError(InputError):
+    """A series (T1, CE-T1 or T2) that the task needs is not in the patient folder; ``role`` names it."""
+
+    def __init__(self, message: str, *, role: str, **kw):
+        self.role = role
+        super().__init__(message, **kw)
+
+
 class ManifestError(MrParotidError):
     """Bad cohort manifest: unknown diagnosis, duplicate patient_id, missing folder."""
 

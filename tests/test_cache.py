@@ -10,8 +10,8 @@ import pytest
 
 from conftest import BAD_PATIENTS, write_cohort
 from mrparotid import errors
-from mrparotid.data.cache import (cohort_table, default_cache_dir, format_table, load_slices,
-                             prepare_cohort, prepare_patient, save_slices)
+from mrparotid.data.cache import cohort_table, default_cache_dir, format_table, load_slices, prepare_cohort, save_slices
+from mrparotid.data.preprocess import prepare_patient
 from mrparotid.config import load_config
 from mrparotid.constants import CLASSES
 from mrparotid.errors import CohortError
@@ -130,7 +130,7 @@ def test_bad_patient_is_named_with_its_file(tmp_path, case):
         prepare_cohort(manifest, cfg, progress=False)
     assert len(exc.value.bad) == 1
     err = exc.value.bad[0]
-    assert type(err) is getattr(errors, error_class)
+    assert isinstance(err, getattr(errors, error_class))
     text = str(err)
     assert text.startswith("patient P002: file ") and str(bad_dir) in text and file_name in text
     assert "\n" not in text and "->" in text

@@ -14,7 +14,7 @@ from mrparotid.config import load_config
 from mrparotid.data.datamodule import ParotidDataModule
 from mrparotid.errors import ManifestError
 from mrparotid.io.manifest import read_manifest
-from mrparotid.data.slices import PLANES
+from mrparotid.data.crops import PLANES
 
 DIAGNOSES = ("pleomorphic_adenoma", "warthin", "malignant")
 

@@ -178,7 +178,6 @@ def test_ddp_two_cpu_processes(cohort, tmp_path):
     """configs/ddp.yaml with 2 CPU processes (gloo) for one epoch, as a user would run it."""
     out = tmp_path / "ddp"
     env = dict(os.environ, MRPAROTID_HOME=str(tmp_path / "home"), PYTHONUNBUFFERED="1")
-    env.pop("MRPAROTID_RUN_DIR", None)
     proc = subprocess.run([sys.executable, "-m", "mrparotid", "fit", "--config", "ddp", "-m", str(cohort),
                            "--out", str(out), "-q", "--trainer.devices", "2",
                            "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL],

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from mrparotid.constants import CLASSES
 from mrparotid.evaluation import evaluate as ev
+from mrparotid.evaluation import metrics, predictions
 from mrparotid.errors import InputError
 
 # 4 patients, 17 slices. P3 has a second (tumour-free) side; P4 has no tumour slice (excluded).
@@ -72,15 +74,15 @@ def decide():
 
 
 def test_read_write_roundtrip(csv_path, tmp_path):
-    df = ev.read_predictions(csv_path)
-    assert list(df.columns) == list(ev.COLUMNS) and len(df) == 17
+    df = predictions.read_predictions(csv_path)
+    assert list(df.columns) == list(predictions.COLUMNS) and len(df) == 17
     assert df["index"].dtype == np.int64 and df["p_malignant"].dtype == np.float64
-    out = ev.write_predictions(df.to_dict("records"), tmp_path / "again.csv")
-    pd.testing.assert_frame_equal(ev.read_predictions(out), df)
+    out = predictions.write_predictions(df.to_dict("records"), tmp_path / "again.csv")
+    pd.testing.assert_frame_equal(predictions.read_predictions(out), df)
 
 
 def test_slice_metrics_known_counts(csv_path):
-    sm = ev.slice_metrics(ev.read_predictions(csv_path))
+    sm = metrics.slice_metrics(predictions.read_predictions(csv_path))
     assert sm["confusion"] == CONFUSION
     acc = sm["accuracy"]
     assert (acc["k"], acc["n"]) == (10, 17)
@@ -98,14 +100,14 @@ def test_slice_metrics_known_counts(csv_path):
     assert r3(sm["binary_views"]["benign_vs_malignant"]["accuracy"]) == (0.750, 0.468, 0.911)
     # AUCs are the DeLong/Mann-Whitney values of the probability columns
     from mrparotid.evaluation.stats import roc_auc
-    df = ev.read_predictions(csv_path)
-    y = df["true"].map(ev.CLASSES.index).to_numpy()
+    df = predictions.read_predictions(csv_path)
+    y = df["true"].map(CLASSES.index).to_numpy()
     assert sm["auc"]["per_class"]["malignant"]["auc"] == pytest.approx(roc_auc(y == 3, df["p_malignant"]))
     assert 0.5 < sm["auc"]["micro"]["auc"] <= 1
 
 
 def test_patient_level_rule(csv_path, decide):
-    pm, table = ev.patient_metrics(ev.read_predictions(csv_path))
+    pm, table = metrics.patient_metrics(predictions.read_predictions(csv_path))
     assert pm["excluded_no_tumour_only"] == ["P4"] and pm["n_patients"] == 3
     rule = pm["rule"]
     assert rule["table5"] == {"pleomorphic_adenoma": {"patients": 1, "correct": 1},
@@ -121,23 +123,23 @@ def test_patient_level_rule(csv_path, decide):
     assert table.set_index("patient_id").loc["P3", "n_slices"] == 5          # both sides
     assert list(table["rule_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
     # stricter rule: 3 malignant slices are no longer "more than 3"
-    strict, _ = ev.patient_metrics(ev.read_predictions(csv_path), malignant_min_slices=3)
+    strict, _ = metrics.patient_metrics(predictions.read_predictions(csv_path), malignant_min_slices=3)
     assert strict["rule"]["table5"]["malignant"]["correct"] == 0
 
 
 def test_soft_vote_threshold(csv_path, decide):
-    df = ev.read_predictions(csv_path)
-    pm, table = ev.patient_metrics(df)
+    df = predictions.read_predictions(csv_path)
+    pm, table = metrics.patient_metrics(df)
     assert pm["soft_vote"]["threshold"] == 0.5
     assert table.set_index("patient_id")["mean_p_malignant"].to_dict() == pytest.approx(
         {"P1": 0.51, "P2": 0.146, "P3": 0.15})
     assert list(table["soft_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
-    th, source = ev.choose_soft_threshold(df)
+    th, source = metrics.choose_soft_threshold(df)
     assert th == pytest.approx((0.15 + 0.51) / 2) and "validation" in source
-    pm_val, _ = ev.patient_metrics(df, val_preds=df)
+    pm_val, _ = metrics.patient_metrics(df, val_preds=df)
     assert pm_val["soft_vote"]["threshold"] == pytest.approx(0.33)
     only_benign = df[df["patient_id"] != "P1"]
-    assert ev.choose_soft_threshold(only_benign)[0] == 0.5
+    assert metrics.choose_soft_threshold(only_benign)[0] == 0.5
 
 
 def test_evaluate_writes_everything(csv_path, tmp_path, decide):
@@ -166,12 +168,12 @@ def test_summarise_folds(csv_path, tmp_path, decide):
     m = ev.evaluate_predictions(csv_path, tmp_path / "f1")
     m2 = json.loads(json.dumps(m, default=str))
     m2["slice"]["accuracy"]["estimate"] = 0.8
-    s = ev.summarise_folds([m, m2])
+    s = metrics.summarise_folds([m, m2])
     acc = s["slice_accuracy"]
     assert acc["n"] == 2 and acc["mean"] == pytest.approx((10 / 17 + 0.8) / 2)
     assert acc["sd"] == pytest.approx(np.std([10 / 17, 0.8], ddof=1))
     assert s["patient_accuracy"]["mean"] == pytest.approx(2 / 3)
-    one = ev.summarise_folds([m])
+    one = metrics.summarise_folds([m])
     assert math.isnan(one["slice_accuracy"]["sd"])
 
 
@@ -179,7 +181,7 @@ def _bad(tmp_path, text):
     path = tmp_path / "bad.csv"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InputError) as info:
-        ev.read_predictions(path)
+        predictions.read_predictions(path)
     msg = str(info.value)
     assert "bad.csv" in msg and " -> " in msg and "\n" not in msg
     return msg
@@ -199,21 +201,21 @@ def test_bad_csv(tmp_path):
     assert "no prediction rows" in _bad(tmp_path, lines[0] + "\n")
     _bad(tmp_path, "")
     with pytest.raises(InputError, match="not found"):
-        ev.read_predictions(tmp_path / "absent.csv")
+        predictions.read_predictions(tmp_path / "absent.csv")
 
 
 def test_two_tumour_classes_in_one_patient(csv_path, decide):
-    df = ev.read_predictions(csv_path)
+    df = predictions.read_predictions(csv_path)
     df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), ["true", "pred"]] = "malignant"
     df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), "p_malignant"] = 0.9
     with pytest.raises(InputError, match="patient P3.*several classes"):
-        ev.patient_metrics(df)
+        metrics.patient_metrics(df)
 
 
 def test_ablation_table(csv_path, tmp_path):
-    ref = ev.read_predictions(csv_path)
+    ref = predictions.read_predictions(csv_path)
     weak = ref.copy()
-    weak[list(ev.PROB_COLUMNS)] = 0.25
+    weak[list(predictions.PROB_COLUMNS)] = 0.25
     weak["pred"] = "no_tumour"
     shuffled = ref.sample(frac=1.0, random_state=0)   # same slices, other order
     results = [{"name": "T1", "channels": ("T1",), "preds": weak},
@@ -241,7 +243,7 @@ def test_rows_without_a_true_class_are_left_out_and_counted(csv_path, tmp_path, 
     unknown = "P5,L,0,,malignant,0.05,0.05,0.05,0.85"            # e.g. diagnose --csv, no tumour mask
     path = tmp_path / "mixed.csv"
     path.write_text("\n".join(lines[:3] + [unknown] + lines[3:]) + "\n", encoding="utf-8")
-    df = ev.read_predictions(path)
+    df = predictions.read_predictions(path)
     assert len(df) == len(lines) - 1 and df.attrs["unlabelled_rows"] == 1
     assert "P5" not in set(df["patient_id"])
     m = ev.evaluate_predictions(df, tmp_path / "out")

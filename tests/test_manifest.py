@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mrparotid.errors import ManifestError
-from mrparotid.io.manifest import (PatientCase, assert_disjoint, read_manifest, split_patients,
-                                write_manifest)
+from mrparotid.data.splits import assert_disjoint, split_patients
+from mrparotid.io.manifest import PatientCase, read_manifest, write_manifest
 
 HEADER = "patient_id,diagnosis,patient_dir,split,center"
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from mrparotid.errors import CheckpointError, ConfigError
-from mrparotid.models.resnet import (ResNet, adapt_input_conv, build_model, load_imagenet_weights,
-                             reduced_resnet18, tiny_resnet)
+from mrparotid.models.factory import build_model
+from mrparotid.models.pretrained import adapt_input_conv, load_imagenet_weights
+from mrparotid.models.resnet import ResNet, reduced_resnet18, tiny_resnet
 
 # torchvision resnet18 state-dict keys of the layers the reduced model shares with it.
 _BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")

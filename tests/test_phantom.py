@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mrparotid.data.cache import prepare_cohort, prepare_patient
+from mrparotid.data.cache import prepare_cohort
+from mrparotid.data.preprocess import prepare_patient
 from mrparotid.config import load_config
 from mrparotid.constants import CLASSES, DIAGNOSES
 from mrparotid.io.files import find_patient_files, read_image

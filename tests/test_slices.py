@@ -8,9 +8,10 @@ import pytest
 from conftest import GLAND_X, GLAND_Y, SHAPE, make_study, patient_arrays
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ConfigError, InputError
-from mrparotid.data.slices import (PLANES, UNLABELLED, crop_box, extract_crops, label_side_slices,
-                              normalise_percentiles, patient_slices, select_channels, side_regions,
-                              to_uint8)
+from mrparotid.data.crops import PLANES, crop_box, extract_crops, normalise_percentiles, select_channels, to_uint8
+from mrparotid.data.labels import UNLABELLED, label_side_slices
+from mrparotid.data.preprocess import patient_slices
+from mrparotid.data.sides import side_regions
 
 NO_TUMOUR = CLASSES.index("no_tumour")
 GLAND_KS = list(range(2, 10))

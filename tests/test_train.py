@@ -9,7 +9,9 @@ from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
 from mrparotid.models.lit_module import class_weights_from, lr_factor
 from mrparotid.io.manifest import PatientCase
-from mrparotid.training.fit import SERIES_COMBINATIONS, patient_folds, quick_metrics, with_mask
+from mrparotid.data.splits import patient_folds
+from mrparotid.training.ablate import SERIES_COMBINATIONS, with_mask
+from mrparotid.training.fit import quick_metrics
 
 PAPER = {"scheduler": "paper", "hold_epochs": 600, "step_epochs": 100, "gamma": 0.8}
 

@@ -92,7 +92,7 @@ def bench_train(size: int, batch: int, steps: int) -> None:
     from mrparotid.config import load_config
     from mrparotid.data.datamodule import ParotidDataModule
     from mrparotid.models.lit_module import SliceClassifier
-    from mrparotid.training.fit import checkpoint_meta
+    from mrparotid.models.checkpoint import checkpoint_meta
 
     torch.manual_seed(0)
     cfg = load_config(None, ["--data.image_size", str(size), "--data.batch_size", str(batch)])
@@ -193,7 +193,7 @@ def bench_diagnose() -> None:
     from mrparotid.config import load_config
     from mrparotid.inference.diagnose import diagnose_case
     from mrparotid.io.manifest import read_manifest
-    from mrparotid.inference.predict import load_checkpoint
+    from mrparotid.models.checkpoint import load_checkpoint
     from mrparotid.training.fit import fit
 
     manifest = _cohort(12)

@@ -66,7 +66,8 @@ def cmd_prepare(args, extra) -> int:
 
 
 def cmd_fit(args, extra) -> int:
-    from mrparotid.training.fit import cross_validate, fit
+    from mrparotid.training.cv import cross_validate
+    from mrparotid.training.fit import fit
 
     cfg = _config(args, extra)
     if args.cv:
@@ -103,7 +104,7 @@ def _print_run(summary: dict) -> None:
 
 def cmd_ablate(args, extra) -> int:
     from mrparotid.constants import parse_channels
-    from mrparotid.training.fit import SERIES_COMBINATIONS, ablate, with_mask
+    from mrparotid.training.ablate import SERIES_COMBINATIONS, ablate, with_mask
 
     cfg = _config(args, extra)
     if args.all:
@@ -151,7 +152,7 @@ def cmd_diagnose(args, extra) -> int:
     _no_extra(extra)
     from mrparotid.inference.diagnose import diagnose_case, format_report
     from mrparotid.errors import CohortError
-    from mrparotid.inference.predict import load_checkpoint
+    from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(args.checkpoint or _latest_checkpoint())
     reports, bad = [], []
@@ -170,7 +171,7 @@ def cmd_diagnose(args, extra) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
     if args.csv:
-        from mrparotid.evaluation.evaluate import write_predictions
+        from mrparotid.evaluation.predictions import write_predictions
 
         write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
                     "true": s.get("true", ""), "pred": s["pred"],
@@ -185,7 +186,8 @@ def cmd_diagnose(args, extra) -> int:
 
 
 def cmd_evaluate(args, extra) -> int:
-    from mrparotid.evaluation.evaluate import evaluate_predictions, read_predictions
+    from mrparotid.evaluation.evaluate import evaluate_predictions
+    from mrparotid.evaluation.predictions import read_predictions
 
     out = Path(args.out)
     if args.predictions:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.config import config_hash, preprocess_config
-from mrparotid.constants import CLASSES, DIAGNOSES, SERIES
-from mrparotid.errors import CohortError, InputError, MrParotidError
-from mrparotid.io.files import PatientFiles, find_patient_files
-from mrparotid.io.manifest import Manifest, PatientCase, split_patients
-from mrparotid.data.slices import PatientSlices
+from mrparotid.constants import CLASSES, DIAGNOSES
+from mrparotid.data.preprocess import PatientSlices, patient_files, prepare_patient
+from mrparotid.data.splits import cohort_split
+from mrparotid.errors import CohortError, MrParotidError
+from mrparotid.io.manifest import Manifest, PatientCase
 
 CACHE_VERSION = 1
 
@@ -31,53 +31,9 @@ def default_cache_dir(manifest: Manifest, cfg: dict) -> Path:
     return manifest.path.parent / ".mrparotid_cache"
 
 
-def patient_files(case: PatientCase, *, require_tumour: bool,
-                  series: tuple[str, ...] = SERIES) -> PatientFiles:
-    """Where a patient's inputs are, without reading them: files by role in the named layout,
-    or the whole folder as one ``"study"`` entry when it holds a DICOM study export."""
-    from mrparotid.dicom import study as dicom_study
-
-    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
-        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
-    return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
-                              series=series)
-
-
-def read_study_images(files: PatientFiles, *, require_tumour: bool,
-                      roles_file: str | Path | None = None) -> dict | None:
-    """Images by role of a DICOM study folder; None for the named layout (read by the grid)."""
-    if "study" not in files.paths:
-        return None
-    from mrparotid.dicom import study as dicom_study
-
-    return dicom_study.load_study(files.patient_dir, files.patient_id, require_tumour=require_tumour,
-                                  roles_file=Path(roles_file) if roles_file else None)
-
-
 def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
     return config_hash({"row": case.row(), "files": fingerprint, "pre": preprocess_config(cfg),
                         "version": CACHE_VERSION}, length=16)
-
-
-def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
-                    files: PatientFiles | None = None) -> PatientSlices:
-    """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
-    from mrparotid.data.grid import build_study
-    from mrparotid.data.slices import patient_slices
-
-    if files is None:
-        files = patient_files(case, require_tumour=mode == "train")
-    images = read_study_images(files, require_tumour=mode == "train",
-                               roles_file=cfg["data"].get("dicom_roles"))
-    study = build_study(files, images)
-    if mode == "train" and (study.tumour is None or not study.tumour.any()):
-        raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
-                         path=files.paths.get("tumour", case.patient_dir),
-                         fix="contour the tumour (nonzero = tumour) or use the patient only for diagnosis")
-    d = cfg["data"]
-    return patient_slices(study, case.diagnosis if mode == "train" or study.tumour is not None else None,
-                          image_size=d["image_size"], margin_mm=float(d["margin_mm"]),
-                          percentiles=tuple(d["percentiles"]), mode=mode)
 
 
 def save_slices(path: Path, slices: PatientSlices, provenance: dict) -> None:
@@ -104,6 +60,10 @@ class PreparedCohort:
     entries: dict[str, Path] = field(default_factory=dict)
     bad: list[MrParotidError] = field(default_factory=list)
     built: int = 0
+
+    def ok_cases(self) -> list[PatientCase]:
+        """The manifest's patients that prepared, in manifest order."""
+        return [c for c in self.manifest.cases if c.patient_id in self.entries]
 
 
 def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = None,
@@ -149,10 +109,7 @@ def _safe(text: str) -> str:
 
 def cohort_table(prepared: PreparedCohort, cfg: dict) -> dict:
     """Per split: patients per diagnosis and slices per class (the ``prepare --json`` shape)."""
-    d = cfg["data"]
-    ok = [c for c in prepared.manifest.cases if c.patient_id in prepared.entries]
-    splits = split_patients(ok, test_fraction=d["test_fraction"], val_fraction=d["val_fraction"],
-                            seed=d["split_seed"])
+    splits = cohort_split(prepared.ok_cases(), cfg["data"])
     by_id = prepared.manifest.by_id()
     table = {}
     for split, ids in splits.items():

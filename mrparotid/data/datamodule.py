@@ -19,8 +19,9 @@ from mrparotid.data.augment import BatchAugment
 from mrparotid.data.cache import PreparedCohort, load_slices, prepare_cohort
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
-from mrparotid.io.manifest import Manifest, assert_disjoint, read_manifest, split_patients
-from mrparotid.data.slices import select_channels
+from mrparotid.data.splits import assert_disjoint, cohort_split
+from mrparotid.io.manifest import Manifest, read_manifest
+from mrparotid.data.crops import select_channels
 
 
 @dataclass
@@ -100,10 +101,8 @@ class ParotidDataModule(pl.LightningDataModule):
         if self.prepared is None:  # a DDP worker, where Lightning ran prepare_data on rank 0 only
             self.prepared = prepare_cohort(self.manifest, self.cfg, progress=False)
         d = self.cfg["data"]
-        ok = [c for c in self.manifest.cases if c.patient_id in self.prepared.entries]
         if self.splits is None:
-            self.splits = split_patients(ok, test_fraction=d["test_fraction"],
-                                         val_fraction=d["val_fraction"], seed=d["split_seed"])
+            self.splits = cohort_split(self.prepared.ok_cases(), d)
         assert_disjoint(self.splits)
         if not self.splits.get("train"):
             raise ManifestError("no training patients", path=self.manifest.path,

@@ -12,10 +12,12 @@ import numpy as np
 
 from mrparotid.constants import CLASSES, SERIES
 from mrparotid.inference.decide import decide_patient
-from mrparotid.errors import CheckpointError, InputError
+from mrparotid.errors import CheckpointError, InputError, MissingSeriesError
 from mrparotid.io.manifest import PatientCase
-from mrparotid.inference.predict import LoadedModel, predict_probs
-from mrparotid.data.slices import PLANES, UNLABELLED, select_channels
+from mrparotid.inference.predict import predict_probs
+from mrparotid.models.checkpoint import LoadedModel
+from mrparotid.data.crops import PLANES, select_channels
+from mrparotid.data.labels import UNLABELLED
 
 
 def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None) -> dict:
@@ -24,9 +26,7 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
     (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
     """
-    from mrparotid.data.cache import patient_files, read_study_images
-    from mrparotid.data.grid import build_study
-    from mrparotid.data.slices import patient_slices
+    from mrparotid.data.preprocess import load_study, patient_files, slices_of_study
 
     meta = loaded.meta
     channels = loaded.channels
@@ -34,23 +34,18 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     series_mask = meta.get("series_mask", "none")
     try:
         files = patient_files(case, require_tumour=False, series=needed)
-    except InputError as err:
-        if "series found" in err.message:
-            raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
-                                  f"{','.join(channels)}", patient=case.patient_id, path=err.path,
-                                  fix="add the series, or use a checkpoint trained without it "
-                                      "(mrparotid ablate --channels ...)") from None
-        raise
-    study = build_study(files, read_study_images(files, require_tumour=False, roles_file=roles_file))
+    except MissingSeriesError as err:
+        raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
+                              f"{','.join(channels)}", patient=case.patient_id, path=err.path,
+                              fix="add the series, or use a checkpoint trained without it "
+                                  "(mrparotid ablate --channels ...)") from None
+    study = load_study(case, mode="all", files=files, roles_file=roles_file)
     if series_mask == "tumour" and (study.tumour is None or not study.tumour.any()):
         raise InputError("the checkpoint zeroes the series outside the tumour (series_mask: tumour) "
                          "but the patient has no tumour mask", patient=case.patient_id,
                          path=case.patient_dir, fix="add tumour.nii.gz, or use a checkpoint trained "
                          "with --data.series_mask none")
-    pre = meta["preprocess"]
-    slices = patient_slices(study, case.diagnosis, image_size=int(pre["image_size"]),
-                            margin_mm=float(pre["margin_mm"]), percentiles=tuple(pre["percentiles"]),
-                            mode="all")
+    slices = slices_of_study(study, case.diagnosis, meta["preprocess"], mode="all")
     x = select_channels(slices.crops, channels, series_mask)
     probs = predict_probs(loaded.model, x)
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from mrparotid.errors import InputError
+from mrparotid.errors import InputError, MissingSeriesError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -130,10 +130,12 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
     for role in required:
         if role not in found:
             names = "/".join(n.lower() if role in MASK_ROLES else n for n in ROLE_NAMES[role])
-            raise InputError(f"no {role} {'mask' if role in MASK_ROLES else 'series'} found",
-                             patient=pid, path=patient_dir / names.split("/")[0],
-                             fix=f"add one named {names} (file .nii/.nii.gz/.nrrd/.mha/.mhd"
-                                 + (")" if role in MASK_ROLES else " or a DICOM folder)"))
+            where = dict(patient=pid, path=patient_dir / names.split("/")[0],
+                         fix=f"add one named {names} (file .nii/.nii.gz/.nrrd/.mha/.mhd"
+                             + (")" if role in MASK_ROLES else " or a DICOM folder)"))
+            if role in MASK_ROLES:
+                raise InputError(f"no {role} mask found", **where)
+            raise MissingSeriesError(f"no {role} series found", role=role, **where)
     return PatientFiles(pid, patient_dir, {role: paths[0] for role, paths in found.items()})
 
 

@@ -16,12 +16,10 @@ import io as _io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from mrparotid.constants import DIAGNOSES
 from mrparotid.errors import ManifestError
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")   # the values of the manifest's split column
 REQUIRED_COLUMNS = ("patient_id", "diagnosis", "patient_dir")
 SYNTHETIC_MARK = "SYNTHETIC"
 
@@ -129,55 +127,3 @@ def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None 
         for c in cases:
             rel = Path(c.patient_dir).resolve().relative_to(path.parent.resolve())
             writer.writerow([c.patient_id, c.diagnosis, rel.as_posix(), c.split or "", c.center or ""])
-
-
-def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_fraction: float = 0.1,
-                   val_fraction: float = 0.1, seed: int = 42) -> dict[str, list[str]]:
-    """Patient-level split: the manifest's ``split`` where given, else seeded and stratified.
-
-    Patients without a split are shuffled per diagnosis with ``seed``; ``test_fraction`` of each
-    diagnosis go to test, then ``val_fraction`` of the rest to val (rounded, at least one patient
-    per split when the diagnosis has three or more patients and the fraction is > 0).
-
-    Returns
-    -------
-    dict
-        ``{"train": [ids], "val": [ids], "test": [ids]}``; no id appears twice (asserted).
-    """
-    splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-    todo: dict[str, list[str]] = {}
-    for c in cases:
-        if c.split:
-            splits[c.split].append(c.patient_id)
-        else:
-            todo.setdefault(c.diagnosis, []).append(c.patient_id)
-    rng = np.random.default_rng(seed)
-    for diagnosis in sorted(todo):
-        ids = sorted(todo[diagnosis])
-        rng.shuffle(ids)
-        n_test = _share(len(ids), test_fraction)
-        n_val = _share(len(ids) - n_test, val_fraction, at_least_one=len(ids) >= 3)
-        n_val = max(0, min(n_val, len(ids) - n_test - 1))   # keep a training patient
-        splits["test"] += ids[:n_test]
-        splits["val"] += ids[n_test:n_test + n_val]
-        splits["train"] += ids[n_test + n_val:]
-    assert_disjoint(splits)
-    return {k: sorted(v) for k, v in splits.items()}
-
-
-def _share(n: int, fraction: float, *, at_least_one: bool | None = None) -> int:
-    if fraction <= 0 or n == 0:
-        return 0
-    k = int(round(n * fraction))
-    return max(k, 1) if (n >= 3 if at_least_one is None else at_least_one) else k
-
-
-def assert_disjoint(splits: dict[str, list[str]]) -> None:
-    """Raise if any patient is in two splits (or twice in one)."""
-    seen: dict[str, str] = {}
-    for name, ids in splits.items():
-        for pid in ids:
-            if pid in seen:
-                raise AssertionError(f"patient {pid} is in split {seen[pid]!r} and {name!r}: "
-                                     "patient-level leakage")
-            seen[pid] = name

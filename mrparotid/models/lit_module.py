@@ -17,7 +17,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusion
                                          MulticlassRecall, MultilabelAUROC)
 
 from mrparotid.constants import CLASSES
-from mrparotid.models.resnet import build_model, load_imagenet_weights
+from mrparotid.models.factory import build_classifier
 
 NUM_CLASSES = len(CLASSES)
 
@@ -73,13 +73,7 @@ class SliceClassifier(pl.LightningModule):
                  class_weights: list[float] | None = None, meta: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        kw = {k: v for k, v in model.items() if k not in ("name", "init")}
-        if model["name"] != "resnet":
-            kw = {"drop_rate": model.get("drop_rate", 0.0)}
-        self.model = build_model(model["name"], in_chans=len(channels), num_classes=NUM_CLASSES, **kw)
-        init = str(model.get("init", "random"))
-        if init.startswith("imagenet:"):
-            load_imagenet_weights(self.model, init.split(":", 1)[1])
+        self.model = build_classifier(model, len(channels))
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
         self.val_metrics, self.test_metrics = _stage_metrics("val"), _stage_metrics("test")

@@ -1,0 +1,105 @@
+"""Axial slices of one side → fixed-scale square crops, normalised to uint8; crops → model input.
+
+Crops are stacked as planes :data:`PLANES` (T1, CE-T1, T2, gland, tumour), each ``size x size``
+pixels, stored as uint8 where 255 = 1.0. The model's channels are chosen from these planes at
+load time (:func:`select_channels`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.transform import resize
+
+from mrparotid.constants import SERIES, parse_channels
+
+PLANES: tuple[str, ...] = SERIES + ("gland", "tumour")
+
+
+def crop_box(region: np.ndarray, spacing: tuple[float, float, float], margin_mm: float
+             ) -> tuple[int, int, int, int]:
+    """Square (in mm) in-plane box around ``region`` over all its slices, plus ``margin_mm``.
+
+    Returns ``(y0, y1, x0, x1)`` pixel bounds (half-open), possibly outside the image.
+    """
+    ys, xs = np.nonzero(region.any(0))
+    sx, sy = spacing[0], spacing[1]
+    cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+    half_mm = max((ys.max() - ys.min() + 1) * sy, (xs.max() - xs.min() + 1) * sx) / 2 + margin_mm
+    hy, hx = half_mm / sy, half_mm / sx
+    y0, x0 = int(np.floor(cy - hy + 0.5)), int(np.floor(cx - hx + 0.5))
+    return y0, y0 + max(1, int(round(2 * hy))), x0, x0 + max(1, int(round(2 * hx)))
+
+
+def extract_crops(volume: np.ndarray, slice_index: np.ndarray, box: tuple[int, int, int, int],
+                  size: int, *, is_mask: bool) -> np.ndarray:
+    """Cut ``box`` from the given axial slices and resize to ``size x size``.
+
+    Pixels outside the volume are NaN for images (so they can be left out of intensity
+    statistics) and 0 for masks. Images are resized bilinearly with anti-aliasing, masks by
+    nearest neighbour. Returns float32 (n, size, size).
+    """
+    y0, y1, x0, x1 = box
+    nz, ny, nx = volume.shape
+    out = np.full((len(slice_index), y1 - y0, x1 - x0), 0.0 if is_mask else np.nan, np.float32)
+    sy0, sy1, sx0, sx1 = max(y0, 0), min(y1, ny), max(x0, 0), min(x1, nx)
+    if sy0 < sy1 and sx0 < sx1:
+        out[:, sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = volume[slice_index, sy0:sy1, sx0:sx1]
+    if out.shape[1:] == (size, size):
+        return out
+    shape = (len(slice_index), size, size)
+    if is_mask:
+        return resize(out, shape, order=0, anti_aliasing=False, preserve_range=True).astype(np.float32)
+    nan = np.isnan(out)
+    filled = np.where(nan, 0.0, out)
+    res = resize(filled, shape, order=1, anti_aliasing=True, preserve_range=True)
+    outside = resize(nan.astype(np.float32), shape, order=0, anti_aliasing=False) > 0.5
+    res[outside] = np.nan
+    return res.astype(np.float32)
+
+
+def normalise_percentiles(stack: np.ndarray, low: float = 1.0, high: float = 99.0) -> np.ndarray:
+    """Map intensities to [0, 1] by the ``low``/``high`` percentiles of the finite values.
+
+    NaN stays NaN. A constant stack maps to 0.
+
+    >>> normalise_percentiles(np.array([0., 5., 10.]), 0, 100)
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    finite = stack[np.isfinite(stack)]
+    if finite.size == 0:
+        return np.zeros_like(stack, dtype=np.float32)
+    lo, hi = np.percentile(finite, [low, high])
+    if hi <= lo:
+        return np.where(np.isnan(stack), np.nan, 0.0).astype(np.float32)
+    return np.clip((stack - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def to_uint8(unit: np.ndarray) -> np.ndarray:
+    """[0, 1] floats (NaN → 0) to uint8 with 255 = 1.0."""
+    return np.rint(np.nan_to_num(unit, nan=0.0) * 255.0).astype(np.uint8)
+
+
+def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
+                    series_mask: str = "none") -> np.ndarray:
+    """Model input from stored planes: uint8 (n, 5, H, W) → uint8 (n, len(channels), H, W).
+
+    ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
+    Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. ``"gland"`` keeps the tumour
+    too, as gland contours often leave it out. The ``mask`` channel is the parotid gland mask.
+    Channels come out in the fixed order of :data:`mrparotid.constants.CHANNELS`, whatever the
+    order asked for.
+    """
+    channels = parse_channels(channels)
+    picks = []
+    keep = None
+    if series_mask != "none":
+        keep = crops[:, PLANES.index(series_mask)] > 0
+        if series_mask == "gland":
+            keep |= crops[:, PLANES.index("tumour")] > 0
+    for ch in channels:
+        if ch == "mask":
+            picks.append(crops[:, PLANES.index("gland")])
+        else:
+            plane = crops[:, PLANES.index(ch)]
+            picks.append(plane if keep is None else np.where(keep, plane, 0).astype(np.uint8))
+    return np.stack(picks, axis=1)

@@ -1,0 +1,165 @@
+"""One patient: folder → study on the T1 grid → labelled, cropped slices (:class:`PatientSlices`).
+
+:func:`prepare_patient` is the one preparation used by the crop cache (training, ``prepare``,
+``evaluate``) and by ``diagnose``: given the same masks, both give byte-identical crops.
+Volumes are indexed (z, y, x) on the reference grid; sides are ``"L"`` (LPS +x) and ``"R"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mrparotid.constants import SERIES
+from mrparotid.data.crops import PLANES, crop_box, extract_crops, normalise_percentiles, to_uint8
+from mrparotid.data.grid import Study
+from mrparotid.data.labels import label_side_slices
+from mrparotid.data.sides import side_regions
+from mrparotid.errors import InputError
+from mrparotid.io.files import PatientFiles, find_patient_files
+from mrparotid.io.manifest import PatientCase
+
+TUMOUR_FIX = "contour the tumour (tumour.nii.gz, nonzero = tumour) or use the patient only for diagnosis"
+
+
+@dataclass(frozen=True)
+class PatientSlices:
+    """All crops of one patient. ``crops`` is uint8 (n, 5, size, size) in :data:`PLANES` order."""
+
+    patient_id: str
+    crops: np.ndarray
+    labels: np.ndarray          # int64 (n,), index into CLASSES, or UNLABELLED
+    sides: np.ndarray           # str (n,), "L" or "R"
+    slice_index: np.ndarray     # int64 (n,), axial index k on the reference grid
+    z_mm: np.ndarray            # float64 (n,), LPS z of the slice centre in mm
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class SideSlices:
+    """The chosen slices of one side and the crop box shared by all of them."""
+
+    side: str
+    slice_index: np.ndarray              # int64 (n,)
+    labels: np.ndarray                   # int64 (n,)
+    box: tuple[int, int, int, int]       # (y0, y1, x0, x1) pixels, half-open
+
+
+def select_side_slices(study: Study, diagnosis: str | None, *, margin_mm: float,
+                       mode: str = "train") -> list[SideSlices]:
+    """Slices to crop per side (sides with none are left out), each with its side's box."""
+    chosen = []
+    for side, region in side_regions(study).items():
+        idx, labels = label_side_slices(region, study.tumour, diagnosis, mode=mode)
+        if len(idx):
+            chosen.append(SideSlices(side, idx, labels, crop_box(region, study.spacing, margin_mm)))
+    return chosen
+
+
+def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224,
+                   margin_mm: float = 10.0, percentiles: tuple[float, float] = (1.0, 99.0),
+                   mode: str = "train") -> PatientSlices:
+    """Every labelled (``mode="train"``) or every (``"all"``) side slice of a study, cropped.
+
+    Each series is normalised to [0, 1] over all of the patient's crops by ``percentiles``; a
+    series the study lacks stays 0.
+
+    Raises
+    ------
+    InputError
+        ``mode="train"`` and the tumour mask is missing or empty.
+    """
+    if mode == "train" and (study.tumour is None or not study.tumour.any()):
+        raise InputError("tumour mask is empty or missing; a training patient needs one",
+                         patient=study.patient_id, fix=TUMOUR_FIX)
+    per_side = select_side_slices(study, diagnosis, margin_mm=margin_mm, mode=mode)
+    n = sum(len(s.slice_index) for s in per_side)
+    crops = np.zeros((n, len(PLANES), image_size, image_size), np.uint8)
+    for role in (r for r in SERIES if r in study.series):
+        if n:
+            raw = np.concatenate([extract_crops(study.series[role], s.slice_index, s.box, image_size,
+                                                is_mask=False) for s in per_side])
+            crops[:, PLANES.index(role)] = to_uint8(normalise_percentiles(raw, *percentiles))
+    masks = {"gland": study.gland, "tumour": study.tumour}
+    start = 0
+    for s in per_side:
+        rows = slice(start, start + len(s.slice_index))
+        for plane, volume in masks.items():
+            if volume is not None:
+                crops[rows, PLANES.index(plane)] = to_uint8(extract_crops(
+                    (volume > 0).astype(np.float32), s.slice_index, s.box, image_size, is_mask=True))
+        start += len(s.slice_index)
+    slice_index = (np.concatenate([s.slice_index for s in per_side]) if per_side
+                   else np.zeros(0, np.int64))
+    return PatientSlices(
+        patient_id=study.patient_id,
+        crops=crops,
+        labels=np.concatenate([s.labels for s in per_side]) if per_side else np.zeros(0, np.int64),
+        sides=np.array([s.side for s in per_side for _ in s.slice_index], dtype="<U1"),
+        slice_index=slice_index,
+        z_mm=study.slice_z_mm()[slice_index] if len(slice_index) else np.zeros(0),
+    )
+
+
+def patient_files(case: PatientCase, *, require_tumour: bool,
+                  series: tuple[str, ...] = SERIES) -> PatientFiles:
+    """Where a patient's inputs are, without reading them: files by role in the named layout,
+    or the whole folder as one ``"study"`` entry when it holds a DICOM study export."""
+    from mrparotid.dicom import study as dicom_study
+
+    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
+        return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
+    return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
+                              series=series)
+
+
+def read_study_images(files: PatientFiles, *, require_tumour: bool,
+                      roles_file: str | Path | None = None) -> dict | None:
+    """Images by role of a DICOM study folder; None for the named layout (read by the grid)."""
+    if "study" not in files.paths:
+        return None
+    from mrparotid.dicom import study as dicom_study
+
+    return dicom_study.load_study(files.patient_dir, files.patient_id, require_tumour=require_tumour,
+                                  roles_file=Path(roles_file) if roles_file else None)
+
+
+def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | None = None,
+               roles_file: str | Path | None = None) -> Study:
+    """Read one patient onto the T1 grid; ``files`` if already located.
+
+    Raises
+    ------
+    InputError
+        ``mode="train"`` and the tumour mask is empty.
+    """
+    from mrparotid.data.grid import build_study
+
+    train = mode == "train"
+    if files is None:
+        files = patient_files(case, require_tumour=train)
+    study = build_study(files, read_study_images(files, require_tumour=train, roles_file=roles_file))
+    if train and (study.tumour is None or not study.tumour.any()):
+        raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
+                         path=files.paths.get("tumour", case.patient_dir), fix=TUMOUR_FIX)
+    return study
+
+
+def slices_of_study(study: Study, diagnosis: str | None, cfg_data: dict, *,
+                    mode: str = "train") -> PatientSlices:
+    """:func:`patient_slices` with the preprocessing settings of a config's ``data`` section
+    (or of a checkpoint's ``preprocess`` record: ``image_size``, ``margin_mm``, ``percentiles``)."""
+    return patient_slices(study, diagnosis if mode == "train" or study.tumour is not None else None,
+                          image_size=int(cfg_data["image_size"]), margin_mm=float(cfg_data["margin_mm"]),
+                          percentiles=tuple(cfg_data["percentiles"]), mode=mode)
+
+
+def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
+                    files: PatientFiles | None = None) -> PatientSlices:
+    """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
+    study = load_study(case, mode=mode, files=files, roles_file=cfg["data"].get("dicom_roles"))
+    return slices_of_study(study, case.diagnosis, cfg["data"], mode=mode)

@@ -1,0 +1,142 @@
+"""The predictions CSV: one slice a row; read, validated and written here only.
+
+The predictions CSV has one slice a row::
+
+    patient_id,side,index,true,pred,p_no_tumour,p_pleomorphic_adenoma,p_warthin,p_malignant
+
+``true``/``pred`` are class names (:data:`~mrparotid.constants.CLASSES`), ``side`` is ``L`` or
+``R``, ``index`` the slice index, the ``p_*`` columns class probabilities in [0, 1] whose
+largest entry is ``pred``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mrparotid.constants import CLASSES
+from mrparotid.errors import InputError
+
+PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
+COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
+KEY: list[str] = ["patient_id", "side", "index"]
+_FIX = "write it with 'mrparotid fit', 'mrparotid diagnose --csv' or 'mrparotid evaluate --checkpoint' (header: " + ",".join(COLUMNS) + ")"
+
+
+
+def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Validate and normalise a predictions table; InputError names the file, line and fix."""
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}", path=source, fix=_FIX)
+    if df.empty:
+        raise InputError("no prediction rows", path=source, fix="predict at least one slice")
+    df = df.loc[:, list(COLUMNS)].copy()
+    unlabelled = df["true"].isna() | (df["true"].astype(str).str.strip() == "")
+    n_unlabelled = int(unlabelled.sum()) + int(df.attrs.get("unlabelled_rows", 0))  # re-checks keep the count
+    lines = np.flatnonzero(~unlabelled.to_numpy()) + 2   # file line of each kept row (header = 1)
+    df = df.loc[~unlabelled]          # slices with no known class (e.g. no tumour mask) cannot be scored
+    if df.empty:
+        raise InputError(f"none of the {n_unlabelled} rows has a true class", path=source,
+                         fix="fill the true column (diagnose --csv can only when a tumour mask is given)")
+
+    def bad(i: int, what: str, fix: str):
+        raise InputError(f"line {lines[i]}: {what}", path=source, fix=fix)
+
+    df["patient_id"] = df["patient_id"].fillna("").astype(str).str.strip()
+    df["side"] = df["side"].astype(str).str.strip().str.upper()
+    for col in ("true", "pred"):
+        df[col] = df[col].astype(str).str.strip()
+        wrong = ~df[col].isin(CLASSES)
+        if wrong.any():
+            i = int(np.flatnonzero(wrong)[0])
+            bad(i, f"{col} {df[col].iloc[i]!r} is not a class", "use one of " + ", ".join(CLASSES))
+    wrong = ~df["side"].isin(["L", "R"]) | (df["patient_id"] == "")
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        bad(i, f"patient_id {df['patient_id'].iloc[i]!r} / side {df['side'].iloc[i]!r} invalid",
+            "give a non-empty patient_id and side L or R")
+    index = pd.to_numeric(df["index"], errors="coerce")
+    wrong = index.isna() | (index != np.round(index))
+    if wrong.any():
+        i = int(np.flatnonzero(wrong.to_numpy())[0])
+        bad(i, f"index {df['index'].iloc[i]!r} is not an integer", "write the slice index as an integer")
+    df["index"] = index.astype(np.int64)
+    probs = df.loc[:, list(PROB_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    wrong = ~(np.isfinite(probs) & (probs >= 0) & (probs <= 1)).all(axis=1)
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        bad(i, f"probabilities {probs[i].tolist()} must be finite numbers in [0, 1]",
+            "write softmax probabilities, not logits or blanks")
+    for j, col in enumerate(PROB_COLUMNS):
+        df[col] = probs[:, j]
+    pred_idx = df["pred"].map(CLASSES.index).to_numpy()
+    wrong = probs[np.arange(len(df)), pred_idx] < probs.max(axis=1)
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        bad(i, f"pred {df['pred'].iloc[i]!r} is not the most probable class",
+            "set pred to the argmax of the p_* columns")
+    dup = df.duplicated(KEY)
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        bad(i, "repeats patient_id/side/index {}/{}/{}".format(*df.loc[df.index[i], KEY]),
+            "keep one row per slice")
+    df = df.reset_index(drop=True)
+    df.attrs["unlabelled_rows"] = n_unlabelled
+    return df
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Read and validate a predictions CSV (see module docstring) into a DataFrame, one row a slice.
+
+    Rows with an empty ``true`` (slices whose class is unknown) are left out; their number is in
+    ``df.attrs["unlabelled_rows"]``.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing column, unknown class name, bad side/index, non-finite or
+        out-of-range probability, ``pred`` not the argmax, duplicate slice; the message names the
+        file, the line and the fix.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype={"patient_id": str, "side": str, "true": str, "pred": str},
+                         keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        raise InputError("file not found", path=path, fix="check the path") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=path, fix=_FIX) from None
+    return check_predictions(df, str(path))
+
+
+def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path) -> Path:
+    """Validate predictions (DataFrame or list of row dicts) and write them as CSV; returns ``path``."""
+    df = df_or_records if isinstance(df_or_records, pd.DataFrame) else pd.DataFrame(list(df_or_records))
+    df = check_predictions(df, str(path))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.sort_values(KEY).to_csv(path, index=False, float_format="%.6g")
+    return path
+
+
+def as_predictions(preds: pd.DataFrame | str | Path) -> pd.DataFrame:
+    """A validated predictions table from a path (read) or a DataFrame (checked)."""
+    return read_predictions(preds) if isinstance(preds, (str, Path)) else check_predictions(preds, "<DataFrame>")
+
+
+def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
+    """Rows of the predictions CSV from a split's slices (``y``, ``patient_id``, ``side``,
+    ``index``) and their probabilities (n, 4); a slice with no known class (y < 0) gets an empty
+    ``true``."""
+    rows = []
+    for i in range(len(probs)):
+        y = int(split_data.y[i])
+        row = {"patient_id": split_data.patient_id[i], "side": str(split_data.side[i]),
+               "index": int(split_data.index[i]), "true": CLASSES[y] if y >= 0 else "",
+               "pred": CLASSES[int(np.argmax(probs[i]))]}
+        row.update({f"p_{c}": float(p) for c, p in zip(CLASSES, probs[i])})
+        rows.append(row)
+    return rows

@@ -1,0 +1,76 @@
+"""The mrparotid checkpoint: a Lightning ``.ckpt`` whose ``"mrparotid"`` entry records how the model
+was trained (channels, preprocessing, model config, rule, split). Loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mrparotid import __version__
+from mrparotid.config import config_hash, preprocess_config
+from mrparotid.constants import CLASSES
+from mrparotid.errors import CheckpointError
+from mrparotid.models.factory import build_classifier
+from mrparotid.models.resnet import ResNet
+
+FORMAT = "mrparotid-checkpoint-1"
+
+
+def checkpoint_meta(cfg: dict, synthetic: bool, split: dict | None = None) -> dict:
+    """What a checkpoint records of its run; ``split`` is :func:`mrparotid.data.splits.split_record`."""
+    meta = {"format": FORMAT, "version": __version__, "channels": list(cfg["data"]["channels"]),
+            "series_mask": cfg["data"]["series_mask"], "model": dict(cfg["model"]),
+            "preprocess": preprocess_config(cfg), "rule": dict(cfg["rule"]),
+            "classes": list(CLASSES), "config_hash": config_hash(cfg), "synthetic": synthetic}
+    if split is not None:
+        meta["split"] = split
+    return meta
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for inference plus what it was trained with (``meta``)."""
+
+    model: ResNet
+    meta: dict
+    path: Path
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return tuple(self.meta["channels"])
+
+
+def load_checkpoint(path: str | Path) -> LoadedModel:
+    """Load an mrparotid checkpoint (Lightning ``.ckpt``) safely with ``weights_only=True``.
+
+    Raises
+    ------
+    CheckpointError
+        File missing, unreadable, or not written by ``mrparotid fit``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path=path,
+                              fix="pass --checkpoint RUN_DIR/checkpoints/best.ckpt from 'mrparotid fit'")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign/corrupt files
+        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot load the checkpoint safely ({reason})", path=path,
+                              fix="use a checkpoint written by 'mrparotid fit'") from None
+    meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError("not an mrparotid checkpoint", path=path,
+                              fix="use RUN_DIR/checkpoints/best.ckpt written by 'mrparotid fit'")
+    model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise CheckpointError(f"weights do not fit the model ({str(exc).splitlines()[0][:100]})",
+                              path=path, fix="the checkpoint is damaged; re-train") from None
+    model.eval()
+    return LoadedModel(model, meta, path)

@@ -1,0 +1,62 @@
+"""``ablate``: one model per channel subset, trained and tested on the same patient split, and
+their comparison (the paper's Table 3)."""
+
+from __future__ import annotations
+
+import json
+import time
+from itertools import combinations
+from pathlib import Path
+
+from mrparotid.constants import CHANNELS, SERIES
+from mrparotid.data.splits import cohort_split
+from mrparotid.errors import ManifestError
+from mrparotid.training.fit import fit
+from mrparotid.training.run_dir import prepared_cohort
+
+
+def channel_name(channels) -> str:
+    return "+".join(channels)
+
+
+SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in combinations(SERIES, r)]
+
+
+def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
+           out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> dict:
+    """Train and test one model per channel set on the same split; compare them."""
+    manifest_path, prepared = prepared_cohort(cfg, manifest, progress=progress)
+    mf = prepared.manifest
+    splits = cohort_split(prepared.ok_cases(), cfg["data"])
+    if not splits["test"]:
+        raise ManifestError("the manifest gives no test patients; ablate needs them", path=mf.path,
+                            fix="mark some rows split=test, or set --data.test_fraction > 0")
+    out_root = Path(out_dir) if out_dir else Path("runs") / ("ablate-" + time.strftime("%Y%m%d-%H%M%S"))
+    results = []
+    for channels in channel_sets:
+        run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(channels)))
+        name = channel_name(channels)
+        summary = fit(run_cfg, manifest=manifest_path, out_dir=out_root / name, splits=splits,
+                      progress=progress, evaluate=True, overwrite=overwrite)
+        results.append({"name": name, "channels": list(channels), "run_dir": str(out_root / name),
+                        "test": summary.get("test")})
+    table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}
+    table["report"] = ablation_report(out_root, results, mf.synthetic)
+    (out_root / "ablation.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
+    return table
+
+
+def ablation_report(out_root: Path, results: list[dict], synthetic: bool) -> str | None:
+    """Table-3 style comparison (CSV, Markdown, bar chart) of the runs' test predictions."""
+    from mrparotid.evaluation.evaluate import ablation_table
+    from mrparotid.evaluation.predictions import read_predictions
+
+    runs = [dict(r, preds=read_predictions(Path(r["run_dir"]) / "predictions_test.csv")) for r in results]
+    names = [r["name"] for r in runs]
+    reference = next((n for n in names if all(s in n.split("+") for s in SERIES)), names[-1])
+    ablation_table(runs, reference, out_root, synthetic)
+    return str(out_root / "ablation.md")
+
+
+def with_mask(channel_sets, mask: bool) -> list[tuple[str, ...]]:
+    return [tuple(c for c in CHANNELS if c in s or (mask and c == "mask")) for s in channel_sets]
