@@ -22,6 +22,7 @@ import SimpleITK as sitk
 from scipy.ndimage import map_coordinates
 
 from mrparotid.constants import DIAGNOSES
+from mrparotid.dicom.writer import write_dicom_series
 from mrparotid.io.manifest import PatientCase, write_manifest
 
 SYNTHETIC_NOTE = "SYNTHETIC phantom cohort made by 'mrparotid phantom': not patient data, no clinical meaning"
@@ -175,32 +176,6 @@ def _to_image(array: np.ndarray, grid: Grid, dtype) -> sitk.Image:
     return img
 
 
-def write_dicom_series(image: sitk.Image, folder: Path, description: str, series_uid: str) -> None:
-    """Write a 3-D image as a DICOM MR series, one file per slice (synthetic header values)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    image = sitk.Cast(sitk.RescaleIntensity(image, 0, 4095), sitk.sitkInt16)
-    writer = sitk.ImageFileWriter()
-    writer.KeepOriginalImageUIDOn()
-    direction = image.GetDirection()
-    iop = "\\".join(f"{v:.6f}" for v in (direction[0], direction[3], direction[6],
-                                          direction[1], direction[4], direction[7]))
-    for k in range(image.GetDepth()):
-        sl = image[:, :, k]
-        ipp = image.TransformIndexToPhysicalPoint((0, 0, k))
-        tags = {
-            "0008|0060": "MR", "0008|103e": description, "0010|0010": "SYNTHETIC^PHANTOM",
-            "0010|0020": "SYNTHETIC", "0020|000d": series_uid.rsplit(".", 1)[0] + ".1",
-            "0020|000e": series_uid, "0020|0013": str(k + 1), "0020|0037": iop,
-            "0020|0032": "\\".join(f"{v:.6f}" for v in ipp),
-            "0018|0050": f"{image.GetSpacing()[2]:.4f}", "0008|0008": "ORIGINAL\\PRIMARY",
-            "0008|0018": f"{series_uid}.{k + 1}",
-        }
-        for key, value in tags.items():
-            sl.SetMetaData(key, value)
-        writer.SetFileName(str(folder / f"IM{(k * 7919) % 10007:05d}.dcm"))  # names not in order
-        writer.Execute(sl)
-
-
 SERIES_NAMES = [("T1", "T1W", "t1"), ("CE-T1", "T1C", "ce_t1", "T1+C"), ("T2", "t2w", "T2")]
 SUFFIXES = [".nii.gz", ".nrrd", ".mha", ".nii"]
 
@@ -220,7 +195,8 @@ def write_patient(patient_dir: Path, spec: PhantomSpec, index: int) -> None:
         image = _to_image(render(spec, grid, s), grid, np.float32)
         if s == 1 and index % 3 == 0:
             uid = f"1.2.826.0.1.3680043.10.1999.{spec.seed}.{s + 1}"
-            write_dicom_series(image, patient_dir / name, f"SYNTHETIC {name}", uid)
+            write_dicom_series(image, patient_dir / name, uid, description=f"SYNTHETIC {name}",
+                               patient_name="SYNTHETIC^PHANTOM", shuffle_names=True)
         else:
             suffix = SUFFIXES[(index + s) % len(SUFFIXES)]
             image.SetMetaData("descrip", "SYNTHETIC phantom") if suffix.startswith(".nii") else None

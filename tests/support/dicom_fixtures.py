@@ -14,8 +14,9 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
+from shared_dir import SHARED_DIR
 
-FIXTURE_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real_dicom"
+FIXTURE_ROOT = SHARED_DIR / "fixtures" / "real_dicom"
 SERIES = ("ge_mprage_3d_ax_oblique", "siemens_t1_fl2d_sag_classic",
           "siemens_xa30_t1_tfl3d_sag_enhanced", "philips_t1_ffe_ax_classic",
           "philips_t1_ffe_ax_enhanced")

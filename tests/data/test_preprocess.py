@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import GLAND_X, GLAND_Y, SHAPE, make_study, patient_arrays
+from patients import GLAND_X, GLAND_Y, SHAPE, make_study, patient_arrays
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ConfigError, InputError
 from mrparotid.data.crops import PLANES, crop_box, extract_crops, normalise_percentiles, select_channels, to_uint8

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from mrparotid.evaluation import stats
+from shared_dir import SHARED_DIR
 from mrparotid.constants import CLASSES
 
-ASAH = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "asah"
+ASAH = SHARED_DIR / "fixtures" / "asah"
 
 # Xia et al. 2021, Table 4: (k, n, estimate, lo, hi, CI method)
 TABLE4 = [

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import BAD_PATIENTS, write_cohort
+from patients import BAD_PATIENTS, write_cohort
 from mrparotid import errors
 from mrparotid.data.cache import cohort_table, default_cache_dir, format_table, load_slices, prepare_cohort, save_slices
 from mrparotid.data.preprocess import prepare_patient

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import (BAD_PATIENTS, ORIGIN, SPACING, patient_arrays, to_image, write_dicom_series,
+from mrparotid.dicom.writer import write_dicom_series
+from patients import (BAD_PATIENTS, ORIGIN, SPACING, patient_arrays, to_image,
                       write_patient)
 from mrparotid.errors import InputError
 from mrparotid.io.files import find_patient_files, read_image, role_of

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from conftest import ORIGIN, SPACING, patient_arrays, to_image, write_patient
+from patients import ORIGIN, SPACING, patient_arrays, to_image, write_patient
 from mrparotid.errors import InputError
 from mrparotid.data.grid import build_study, coverage, geometry_line, reference_grid
 from mrparotid.io.files import find_patient_files

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import BAD_PATIENTS, write_cohort
+from patients import BAD_PATIENTS, write_cohort
 from mrparotid.cli.main import main
 from mrparotid.constants import CLASSES, DIAGNOSES
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_cohort
+from patients import write_cohort
 from mrparotid.data.cache import load_slices
 from mrparotid.config import load_config
 from mrparotid.data.datamodule import ParotidDataModule
