@@ -14,47 +14,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pydicom
 
 from mrparotid.dicom.geometry import slice_normal
-from mrparotid.dicom.headers import frames_of, is_image, scan_folder
+from mrparotid.dicom.headers import frames_of, is_image, printable, scan_folder
 from mrparotid.errors import InputError
 from mrparotid.io.files import SERIES_ROLES
 from mrparotid.dicom.roles import RolesConfig, classify, load_roles
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    """One image series found in a study folder.
-
-    ``orientation`` is ``axial``/``sagittal``/``coronal``, ``oblique <plane> <angle> deg`` (angle
-    between the slice normal and the nearest scanner axis) or ``-`` without plane geometry;
-    ``matrix`` is (columns, rows); ``spacing_mm`` (column, row, median slice step) in mm;
-    ``role`` the role the rules gave it (None: ignored) and ``reason`` why.
-    """
-
-    series_uid: str
-    series_number: int | None
-    modality: str
-    description: str
-    orientation: str
-    matrix: tuple[int, int]
-    spacing_mm: tuple[float, float, float]
-    n_slices: int
-    files: tuple[Path, ...]
-    role: str | None = None
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class _Tags:
-    protocol: str
-    image_type: tuple[str, ...]
-    contrast_agent: bool
+from mrparotid.dicom.types import SeriesInfo, SeriesTags
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -67,11 +37,12 @@ def discover_series(patient_dir: Path, *, roles_file: Path | None = None,
     :func:`select_roles` to get one series per role or an error that says how to choose.
     """
     roles = roles or load_roles(roles_file)
-    return _discover(scan_folder(Path(patient_dir), recursive=True), roles)
+    return discover_headers(scan_folder(Path(patient_dir), recursive=True), roles)
 
 
-def _discover(headers: Sequence[tuple[Path, pydicom.Dataset]],
-              roles: RolesConfig) -> list[SeriesInfo]:
+def discover_headers(headers: Sequence[tuple[Path, pydicom.Dataset]],
+                     roles: RolesConfig) -> list[SeriesInfo]:
+    """Group already-read headers into image series and give each a role (see module doc)."""
     groups: dict[str, list[tuple[Path, pydicom.Dataset]]] = {}
     for path, ds in headers:
         if is_image(ds):
@@ -85,7 +56,7 @@ def _discover(headers: Sequence[tuple[Path, pydicom.Dataset]],
     return _mark_ambiguous(infos)
 
 
-def _summarise(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> tuple[SeriesInfo, _Tags]:
+def _summarise(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> tuple[SeriesInfo, SeriesTags]:
     ds = members[0][1]
     number = ds.get("SeriesNumber")
     try:
@@ -106,16 +77,12 @@ def _summarise(uid: str, members: list[tuple[Path, pydicom.Dataset]]) -> tuple[S
         or len(ds.get("ContrastBolusAgentSequence", []) or []) > 0
     info = SeriesInfo(uid, None if number in (None, "") else int(number),
                       str(ds.get("Modality", "") or "?"),
-                      _printable(ds.get("SeriesDescription", "")),
+                      printable(ds.get("SeriesDescription", "")),
                       orientation, (int(ds.Columns), int(ds.Rows)),
                       tuple(float(v) for v in spacing), n, tuple(sorted(p for p, _ in members)))
-    tags = _Tags(_printable(ds.get("ProtocolName", "")),
+    tags = SeriesTags(printable(ds.get("ProtocolName", "")),
                  tuple(str(v).upper() for v in (ds.get("ImageType") or [])), agent)
     return info, tags
-
-
-def _printable(value) -> str:
-    return "".join(ch if ch.isprintable() else " " for ch in str(value or "")).strip()
 
 
 def orientation_name(orientation: Sequence[float], *, tolerance_deg: float = 1.0) -> str:

@@ -130,3 +130,8 @@ def _plane_geometry(pos, ori, meas, pix) -> tuple:
             tuple(float(v) for v in ori.ImageOrientationPatient),
             tuple(float(v) for v in meas.PixelSpacing),
             (float(pix.get("RescaleSlope", 1) or 1), float(pix.get("RescaleIntercept", 0) or 0)))
+
+
+def printable(value) -> str:
+    """A header value as one line of printable text (control characters become spaces)."""
+    return "".join(ch if ch.isprintable() else " " for ch in str(value or "")).strip()

@@ -16,14 +16,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mrparotid.config import CONFIG_DIR, read_yaml_mapping
 from mrparotid.errors import ConfigError
+from mrparotid.dicom.types import SeriesInfo, SeriesTags
 from mrparotid.io.files import SERIES_ROLES
-
-if TYPE_CHECKING:
-    from mrparotid.dicom.discovery import SeriesInfo, _Tags
 
 DEFAULT_ROLES_FILE = CONFIG_DIR / "dicom_roles.yaml"
 ROLES_KEYS = SERIES_ROLES + ("contrast", "ignore", "rois")
@@ -132,7 +129,7 @@ def _patterns(values, where: str, src: Path) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- classification
 
-def classify(info: SeriesInfo, tags: _Tags, roles: RolesConfig) -> tuple[str | None, str]:
+def classify(info: SeriesInfo, tags: SeriesTags, roles: RolesConfig) -> tuple[str | None, str]:
     """(role or None, reason) of one series under ``roles`` (ambiguity across series aside).
 
     Order: no plane geometry → ignored; a pin (series_uid, else series_number) → that role, even

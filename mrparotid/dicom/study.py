@@ -22,16 +22,14 @@ import pydicom
 import SimpleITK as sitk
 
 from mrparotid.dicom.series import read_series_headers
-from mrparotid.dicom.headers import is_image, is_rtstruct, read_header, scan_folder
+from mrparotid.dicom.headers import is_image, is_rtstruct, printable, read_header, scan_folder
 from mrparotid.errors import InputError
 from mrparotid.io.files import MASK_ROLES, SERIES_ROLES, read_image, role_of
-from mrparotid.dicom.roles import RolesConfig, classify, load_roles
-from mrparotid.dicom.discovery import (SeriesInfo, _discover, _printable, discover_series,
-                                        format_series_table, select_roles)
+from mrparotid.dicom.discovery import discover_headers, select_roles
+from mrparotid.dicom.roles import RolesConfig, load_roles
+from mrparotid.dicom.types import SeriesInfo
 
-__all__ = ["is_study_folder", "load_study",
-           # defined in mrparotid.dicom.roles / mrparotid.dicom.discovery; kept importable from here
-           "SeriesInfo", "classify", "discover_series", "format_series_table", "load_roles"]
+__all__ = ["is_study_folder", "load_study"]
 
 
 def is_study_folder(patient_dir: Path) -> bool:
@@ -72,7 +70,7 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
         raise InputError("no DICOM image files found (at any depth)", **where,
                          fix="put the study's DICOM export in the folder, "
                              "or name T1/CE-T1/T2 files")
-    infos = _discover(headers, roles)
+    infos = discover_headers(headers, roles)
     chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir)
     reader = _SeriesReader(headers, infos, patient_id, patient_dir)
     images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()}
@@ -163,7 +161,7 @@ def _rtstruct_masks(headers, infos, chosen, roles: RolesConfig, reader: _SeriesR
 
 
 def _roi_names(ds: pydicom.Dataset) -> list[str]:
-    return [_printable(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence", [])]
+    return [printable(r.get("ROIName", "")) for r in ds.get("StructureSetROISequence", [])]
 
 
 def _named_masks(patient_dir: Path, patient: str) -> dict[str, sitk.Image]:

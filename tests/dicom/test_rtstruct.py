@@ -11,7 +11,7 @@ from mrparotid.dicom.series import read_dicom_series
 from mrparotid.errors import InputError
 from mrparotid.dicom.rtstruct import (masks_from_rtstruct, match_roi, rasterise, referenced_series_uids,
                                 roi_contours, write_rtstruct)
-from mrparotid.dicom.study import load_roles
+from mrparotid.dicom.roles import load_roles
 
 
 @pytest.fixture(scope="session")

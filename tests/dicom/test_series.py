@@ -15,7 +15,7 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from mrparotid.dicom.series import SliceGapWarning, read_dicom_series, read_series_files, slice_gaps
 from mrparotid.errors import InputError
-from mrparotid.dicom.study import discover_series
+from mrparotid.dicom.discovery import discover_series
 
 
 @pytest.fixture(scope="session")

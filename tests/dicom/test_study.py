@@ -16,9 +16,10 @@ from mrparotid.cli.dicom import add_parsers
 from mrparotid.errors import ConfigError, InputError
 from mrparotid.io.manifest import read_manifest
 from mrparotid.dicom.rtstruct import write_rtstruct
-from mrparotid.dicom.discovery import _Tags
-from mrparotid.dicom.study import (SeriesInfo, classify, discover_series, format_series_table,
-                             is_study_folder, load_roles, load_study)
+from mrparotid.dicom.discovery import discover_series, format_series_table
+from mrparotid.dicom.roles import classify, load_roles
+from mrparotid.dicom.study import is_study_folder, load_study
+from mrparotid.dicom.types import SeriesInfo, SeriesTags
 
 SOURCE = "philips_t1_ffe_ax_classic"
 
@@ -172,15 +173,15 @@ def _info(description, *, n=24, modality="MR"):
     ("t1_tse_tra", False, (), 2, None),
 ])
 def test_classify_table(description, agent, image_type, n, role):
-    got, reason = classify(_info(description, n=n), _Tags("", image_type, agent), load_roles())
+    got, reason = classify(_info(description, n=n), SeriesTags("", image_type, agent), load_roles())
     assert got == role, reason
 
 
 def test_classify_other_modality_and_protocol_fallback():
     roles = load_roles()
-    got = classify(_info("T1 AX", modality="CT"), _Tags("", (), False), roles)
+    got = classify(_info("T1 AX", modality="CT"), SeriesTags("", (), False), roles)
     assert got == (None, "modality CT")
-    got, reason = classify(_info("series 6"), _Tags("T2_TSE_AX", (), False), roles)
+    got, reason = classify(_info("series 6"), SeriesTags("T2_TSE_AX", (), False), roles)
     assert got == "T2" and "protocol name" in reason
 
 
