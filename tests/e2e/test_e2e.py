@@ -51,6 +51,10 @@ def test_fit_writes_run_folder(run):
     splits = summary["splits"]
     ids = [p for s in splits.values() for p in s]
     assert len(ids) == len(set(ids)) == 9                      # no patient in two splits
+    saved = json.loads((run / "split.json").read_text(encoding="utf-8"))   # the split travels
+    assert saved["splits"] == splits and len(saved["manifest_rows_hash"]) == 16
+    meta = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)["mrparotid"]
+    assert meta["split"] == saved
     header = (run / "predictions_test.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header == ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
     assert (run / "evaluation" / "report.md").is_file()
