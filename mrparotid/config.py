@@ -7,7 +7,9 @@ error that lists the valid ones, so a typo fails at once rather than mid-run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -33,6 +35,19 @@ CONFIG_DIR = _config_dir()
 PREPROCESS_KEYS = ("image_size", "margin_mm", "percentiles")
 
 SERIES_MASK_CHOICES = ("none", "gland", "tumour")
+
+#: Keys that may hold another type than their default's; each is checked where it is used.
+FREE_TYPED = frozenset({"data.channels", "trainer.devices", "trainer.precision", "trainer.deterministic"})
+
+#: Keys that only some choices use: key -> (the choosing key, the choices that use it). Changing
+#: such a key from its default while another choice is made is an error, never silently ignored.
+CONDITIONAL_KEYS = {
+    "model.layers": ("model.name", ("resnet",)), "model.channels": ("model.name", ("resnet",)),
+    "optim.warmup_epochs": ("optim.scheduler", ("cosine", "paper")),
+    "optim.hold_epochs": ("optim.scheduler", ("paper",)),
+    "optim.step_epochs": ("optim.scheduler", ("paper",)),
+    "optim.gamma": ("optim.scheduler", ("paper",)),
+}
 
 
 def read_yaml_mapping(path: Path, *, what: str = "config file",
@@ -125,10 +140,13 @@ def load_config(config: str | Path | None = None, overrides: list[str] | dict | 
     return cfg
 
 
-def validate(cfg: dict) -> None:
-    """Check values that would otherwise fail mid-run."""
+def validate(cfg: dict, defaults: dict | None = None) -> None:
+    """Check values that would otherwise fail mid-run, or do nothing."""
     from mrparotid.constants import parse_channels
 
+    defaults = read_yaml_mapping(default_config_path()) if defaults is None else defaults
+    check_types(cfg, defaults)
+    check_conditional(cfg, defaults)
     data = cfg["data"]
     if not isinstance(data["channels"], (str, list, tuple)):
         raise ConfigError(f"data.channels is {data['channels']!r}", fix="e.g. --data.channels [T1,T2]")
@@ -162,6 +180,45 @@ def validate(cfg: dict) -> None:
         raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
 
 
+def _get(cfg: dict, dotted: str) -> Any:
+    return functools.reduce(lambda node, part: node[part], dotted.split("."), cfg)
+
+
+def check_types(cfg: dict, defaults: dict, where: str = "") -> None:
+    """Every value has its default's type (numbers given as text, e.g. 3e-4, are converted), so
+    ``--trainer.max_epochs two`` fails at load time, not mid-run."""
+    for key, default in defaults.items():
+        dotted, value = f"{where}{key}", cfg.get(key)
+        if isinstance(default, dict):
+            check_types(value, default, f"{dotted}.")
+            continue
+        if default is None or dotted in FREE_TYPED:
+            continue
+        if isinstance(default, float) and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                cfg[key] = value = float(value)
+        kinds = ((bool,) if isinstance(default, bool) else (int,) if isinstance(default, int)
+                 else (int, float) if isinstance(default, float) else (list, tuple)
+                 if isinstance(default, list) else (str,))
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            kind = ("a number" if float in kinds else
+                    {bool: "true or false", int: "an integer", str: "a text"}.get(kinds[0], "a list"))
+            raise ConfigError(f"{dotted} is {value!r}, not {kind}",
+                              fix=f"give {kind}, e.g. --{dotted} {json.dumps(default)}")
+
+
+def check_conditional(cfg: dict, defaults: dict) -> None:
+    """A key that the chosen option ignores must keep its default (see :data:`CONDITIONAL_KEYS`)."""
+    for key, (chooser, users) in CONDITIONAL_KEYS.items():
+        value, choice, default = _get(cfg, key), _get(cfg, chooser), _get(defaults, key)
+        if isinstance(value, (list, tuple)) and isinstance(default, list):
+            value = list(value)
+        if choice not in users and value != default:
+            raise ConfigError(f"config key {key!r} is {value!r} but only {chooser} "
+                              f"{' or '.join(users)} uses it ({chooser} is {choice!r})",
+                              fix=f"set --{chooser} {users[0]}, or leave {key} at its default")
+
+
 def _number(cfg: dict, dotted: str, cast: type) -> float | int:
     """``cfg[section][key]`` as ``cast``; a ConfigError naming the key if it is not a number."""
     section, key = dotted.split(".")
@@ -176,16 +233,54 @@ def _number(cfg: dict, dotted: str, cast: type) -> float | int:
 
 
 def check_trainer_args(trainer_cfg: dict) -> None:
-    """Every ``trainer.*`` key must be a ``pytorch_lightning.Trainer`` argument."""
+    """Every ``trainer.*`` key must be a ``pytorch_lightning.Trainer`` argument whose annotation
+    its value fits (checked before any work starts)."""
     import inspect
+    import typing
 
     import pytorch_lightning as pl
 
     valid = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self", "callbacks", "logger"}
-    for key in trainer_cfg:
+    hints = typing.get_type_hints(pl.Trainer.__init__)
+    for key, value in trainer_cfg.items():
         if key not in valid:
             raise ConfigError(f"unknown config key 'trainer.{key}'",
                               fix="use a pytorch_lightning.Trainer argument, e.g. trainer.max_epochs")
+        if key in hints and not _fits(value, hints[key]):
+            raise ConfigError(f"config key 'trainer.{key}' is {value!r}, which Trainer does not take "
+                              f"({hints[key]})".replace("typing.", ""),
+                              fix=f"give a value of that type for --trainer.{key}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value fits a type annotation (unknown classes: only non-scalars pass)."""
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return any(value == a and type(value) is type(a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint in (int, float):
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(value, bool)
+    if origin is not None:
+        return isinstance(value, origin)
+    return hint is Any or not isinstance(hint, type) or isinstance(value, hint)   # Any, TypeVars
+
+
+def channel_options(data_cfg: dict) -> dict:
+    """The ``data`` keys that :func:`mrparotid.data.crops.select_channels` takes besides channels and series_mask
+    (e.g. ``gland_channel``), so that every such key reaches it."""
+    import inspect
+
+    from mrparotid.data.crops import select_channels
+
+    names = set(inspect.signature(select_channels).parameters) - {"crops", "channels", "series_mask"}
+    return {k: data_cfg[k] for k in names if k in data_cfg}
 
 
 def preprocess_config(cfg: dict) -> dict:

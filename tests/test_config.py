@@ -140,3 +140,48 @@ def test_dump_config_round_trips(tmp_path):
 
 def test_top_level_seed_override():
     assert load_config(None, ["--seed", "7"])["seed"] == 7
+
+
+@pytest.mark.parametrize("override,key", [
+    (["--trainer.max_epochs", "two"], "trainer.max_epochs"),
+    (["--data.num_workers", "1.5"], "data.num_workers"),
+    (["--trainer.deterministic", "yes please"], None),
+    (["--augment.hflip_p", "often"], "augment.hflip_p"),
+    (["--data.skip_bad", "maybe"], "data.skip_bad"),
+    (["--model.name", "[1]"], "model.name"),
+])
+def test_override_types_are_checked_at_load_time(override, key):
+    if key is None:     # free-typed trainer keys are checked against Trainer's annotations
+        with pytest.raises(ConfigError, match="trainer.deterministic"):
+            check_trainer_args(load_config(None, override)["trainer"])
+        return
+    with pytest.raises(ConfigError, match=key) as exc:
+        load_config(None, override)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("override", [["--trainer.limit_train_batches", "x"],
+                                      ["--trainer.precision", "17"], ["--trainer.devices", "2.5"]])
+def test_trainer_values_must_fit_the_trainer_signature(override):
+    with pytest.raises(ConfigError, match=override[0][2:]):
+        check_trainer_args(load_config(None, override)["trainer"])
+    for ok in (["--trainer.precision", "16"], ["--trainer.devices", "auto"], ["--trainer.devices", "[0]"],
+               ["--trainer.deterministic", "warn"], ["--trainer.limit_train_batches", "0.5"]):
+        check_trainer_args(load_config(None, ok)["trainer"])
+
+
+@pytest.mark.parametrize("override,key", [
+    (["--model.layers", "[1]", "--model.channels", "[8]"], "model.layers"),
+    (["--model.name", "tiny_resnet", "--model.channels", "[8, 16]"], "model.channels"),
+    (["--optim.hold_epochs", "5"], "optim.hold_epochs"),
+    (["--optim.scheduler", "none", "--optim.warmup_epochs", "3"], "optim.warmup_epochs"),
+])
+def test_keys_the_chosen_option_ignores_are_refused(override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(None, override)
+
+
+def test_keys_apply_with_their_option():
+    cfg = load_config(None, ["--model.name", "resnet", "--model.layers", "[1]", "--model.channels", "[8]"])
+    assert cfg["model"]["layers"] == [1]
+    assert load_config("paper", ["--optim.hold_epochs", "5"])["optim"]["hold_epochs"] == 5

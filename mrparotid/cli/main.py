@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                   "--split test --out eval/"])
     common(p)
     p.add_argument("--predictions", metavar="PRED.csv", help="patient_id,side,index,true,pred,p_* rows")
+    p.add_argument("--val-predictions", metavar="VAL.csv", help="with --predictions: validation "
+                   "predictions on which the soft-vote threshold is chosen (else 0.5, said so)")
     p.add_argument("--checkpoint", metavar="CKPT")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", "-o", required=True, metavar="DIR")
@@ -155,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a folder or file that cannot be written (or read)
+        target = exc.filename or "the output"
+        print(f"mrparotid: error: cannot write {target}: {exc.strerror or exc} -> choose a folder "
+              "you can write to", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mrparotid: interrupted", file=sys.stderr)
         return 130

@@ -149,9 +149,11 @@ def cmd_diagnose(args, extra) -> int:
     loaded = load_checkpoint(args.checkpoint or _latest_checkpoint())
     reports, bad = [], []
     cases = _cases(args.patients)
+    folders = {Path(p).resolve() for p in args.patients if not str(p).lower().endswith(".csv")}
     for case in cases:
         try:
-            report = diagnose_case(case, loaded, roles_file=args.roles)
+            report = diagnose_case(case, loaded, roles_file=args.roles,
+                                   hint="folder" if case.patient_dir in folders else "manifest")
         except MrParotidError as err:
             if len(cases) == 1:
                 raise
@@ -163,18 +165,35 @@ def cmd_diagnose(args, extra) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
     if args.csv:
-        from mrparotid.evaluation.predictions import write_predictions
-
-        write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
-                    "true": s.get("true", ""), "pred": s["pred"],
-                    **{f"p_{c}": p for c, p in s["probs"].items()}}
-                   for r in reports for s in r["slices"]], Path(args.csv))
+        _write_slice_csv(reports, Path(args.csv))
     if bad:
         if not args.skip_bad:
             raise CohortError(bad)
         for err in bad:
             print(f"skipped: {err}", file=sys.stderr)
     return 0
+
+
+def _write_slice_csv(reports: list[dict], path: Path) -> None:
+    """Every predicted slice of ``reports`` as a predictions-CSV row; ``true`` empty where unknown,
+    after a ``# SYNTHETIC`` line when any report is synthetic.
+
+    Written here, not by ``write_predictions``, which leaves out rows without a true class."""
+    import csv
+
+    from mrparotid.evaluation.predictions import COLUMNS, SYNTHETIC_LINE
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        if any(r.get("synthetic") for r in reports):
+            fh.write(SYNTHETIC_LINE + "\n")
+        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
+        writer.writeheader()
+        for r in reports:
+            for s in sorted(r["slices"], key=lambda s: (s["side"], s["index"])):
+                writer.writerow({"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
+                                 "true": s.get("true", ""), "pred": s["pred"],
+                                 **{f"p_{c}": f"{p:.6g}" for c, p in s["probs"].items()}})
 
 
 def cmd_evaluate(args, extra) -> int:
@@ -185,7 +204,9 @@ def cmd_evaluate(args, extra) -> int:
     if args.predictions:
         no_extra(extra)
         preds = read_predictions(args.predictions)
+        val_path = getattr(args, "val_predictions", None)
         metrics = evaluate_predictions(preds, out, synthetic=args.synthetic,
+                                       val_preds=read_predictions(val_path) if val_path else None,
                                        title=Path(args.predictions).name)
     else:
         if not (args.checkpoint and args.manifest):
@@ -200,11 +221,16 @@ def cmd_evaluate(args, extra) -> int:
                                        val_preds=read_predictions(paths["val"]) if paths.get("val") else None,
                                        malignant_min_slices=paths["rule_n"],
                                        synthetic=paths["synthetic"], title=f"{args.split} split")
-    acc = metrics["slice"]["accuracy"]
     if metrics.get("synthetic"):
         print("[SYNTHETIC data - figures say nothing about clinical accuracy]")
+    for warning in metrics.get("warnings", []):
+        print(f"WARNING: {warning}")
+    acc = metrics["slice"]["accuracy"]
+    ind = acc["independent"]
     print(f"slice accuracy {acc['estimate']:.3f} [{acc['lo']:.3f}, {acc['hi']:.3f}] ({acc['k']}/{acc['n']}, "
-          f"{acc['method']})")
+          f"patient-clustered bootstrap; Wilson [{ind['lo']:.3f}, {ind['hi']:.3f}] assumes independent slices)")
+    soft = metrics["patient"]["soft_vote"]
+    print(f"soft-vote threshold {soft['threshold']:.3f} ({soft['threshold_source']})")
     pacc = metrics["patient"]["rule"]["accuracy"]
     if pacc.get("n"):
         print(f"patient accuracy (rule) {pacc['estimate']:.3f} [{pacc['lo']:.3f}, {pacc['hi']:.3f}] "

@@ -22,7 +22,7 @@ from mrparotid.data.splits import cohort_split
 from mrparotid.errors import CohortError, MrParotidError
 from mrparotid.io.manifest import Manifest, PatientCase
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: series normalised over every slice of both sides (issue 9)
 
 
 def default_cache_dir(manifest: Manifest, cfg: dict) -> Path:

@@ -79,26 +79,46 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
     return np.rint(np.nan_to_num(unit, nan=0.0) * 255.0).astype(np.uint8)
 
 
+#: ``data.gland_channel``: what the ``mask`` channel holds (binary gland mask, or T1 inside it).
+GLAND_CHANNELS: tuple[str, ...] = ("mask", "t1")
+
+
 def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
-                    series_mask: str = "none") -> np.ndarray:
+                    series_mask: str = "none", gland_channel: str = "mask", *,
+                    tumour_known: bool = True) -> np.ndarray:
     """Model input from stored planes: uint8 (n, 5, H, W) → uint8 (n, len(channels), H, W).
 
     ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
-    Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. ``"gland"`` keeps the tumour
-    too, as gland contours often leave it out. The ``mask`` channel is the parotid gland mask.
-    Channels come out in the fixed order of :data:`mrparotid.constants.CHANNELS`, whatever the
-    order asked for.
+    Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. ``"gland"`` keeps gland ∪
+    tumour, as gland contours often leave the tumour out. With ``tumour_known=False`` (a patient
+    without a tumour mask, at diagnosis) the tumour's extent is unknown, so ``"gland"`` keeps the
+    series whole rather than blank the tumour. The ``mask`` channel is the binary parotid gland
+    mask (``gland_channel="mask"``) or the T1 plane inside it (``"t1"``, the paper's
+    "T1-weighted parotid gland image"). Channels come out in the fixed order of
+    :data:`mrparotid.constants.CHANNELS`, whatever the order asked for.
+
+    Raises
+    ------
+    ConfigError
+        ``gland_channel`` is not one of :data:`GLAND_CHANNELS`.
     """
+    from mrparotid.errors import ConfigError
+
+    if gland_channel not in GLAND_CHANNELS:
+        raise ConfigError(f"data.gland_channel is {gland_channel!r}",
+                          fix=f"use one of {', '.join(GLAND_CHANNELS)} (e.g. --data.gland_channel t1)")
     channels = parse_channels(channels)
-    picks = []
+    gland = crops[:, PLANES.index("gland")] > 0
     keep = None
-    if series_mask != "none":
-        keep = crops[:, PLANES.index(series_mask)] > 0
-        if series_mask == "gland":
-            keep |= crops[:, PLANES.index("tumour")] > 0
+    if series_mask == "tumour":
+        keep = crops[:, PLANES.index("tumour")] > 0
+    elif series_mask == "gland" and tumour_known:
+        keep = gland | (crops[:, PLANES.index("tumour")] > 0)
+    picks = []
     for ch in channels:
         if ch == "mask":
-            picks.append(crops[:, PLANES.index("gland")])
+            inside = crops[:, PLANES.index("T1" if gland_channel == "t1" else "gland")]
+            picks.append(np.where(gland, inside, 0).astype(np.uint8))
         else:
             plane = crops[:, PLANES.index(ch)]
             picks.append(plane if keep is None else np.where(keep, plane, 0).astype(np.uint8))

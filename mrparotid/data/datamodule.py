@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from mrparotid.data.augment import BatchAugment
 from mrparotid.data.cache import PreparedCohort, load_slices, prepare_cohort
+from mrparotid.config import channel_options
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
 from mrparotid.data.splits import assert_disjoint, cohort_split
@@ -50,12 +51,14 @@ class SliceDataset(Dataset):
         return self.data.x[i], self.data.y[i]
 
 
-def load_split(prepared: PreparedCohort, ids: list[str], channels, series_mask: str) -> SplitData:
-    """Concatenate the cached crops of ``ids`` with the chosen channels."""
+def load_split(prepared: PreparedCohort, ids: list[str], channels, series_mask: str,
+               **options) -> SplitData:
+    """Concatenate the cached crops of ``ids`` with the chosen channels (``options``: further
+    :func:`select_channels` arguments, see :func:`channel_options`)."""
     xs, ys, pids, sides, idx, zs = [], [], [], [], [], []
     for pid in ids:
         sl, _ = load_slices(prepared.entries[pid])
-        xs.append(select_channels(sl.crops, channels, series_mask))
+        xs.append(select_channels(sl.crops, channels, series_mask, **options))
         ys.append(sl.labels)
         pids.append(np.full(len(sl), pid, dtype=object))
         sides.append(sl.sides)
@@ -72,8 +75,8 @@ def load_split(prepared: PreparedCohort, ids: list[str], channels, series_mask: 
 class ParotidDataModule(pl.LightningDataModule):
     """Train/val/test slice crops of a cohort, from the cache (built on first use).
 
-    The split comes from the manifest's ``split`` column where given, else a seeded,
-    diagnosis-stratified patient-level split (``data.test_fraction``, ``data.val_fraction``).
+    The split comes from the manifest's ``split`` column where given, else a seeded per-patient
+    draw (:func:`mrparotid.data.splits.split_patients`; ``data.test_fraction``, ``data.val_fraction``).
     ``splits`` may also be given explicitly (cross-validation folds). No patient is ever in two
     splits (asserted).
     """
@@ -108,7 +111,8 @@ class ParotidDataModule(pl.LightningDataModule):
             raise ManifestError("no training patients", path=self.manifest.path,
                                 fix="mark some rows split=train or leave split empty")
         for split, ids in self.splits.items():
-            self.data[split] = load_split(self.prepared, ids, self.channels, d["series_mask"])
+            self.data[split] = load_split(self.prepared, ids, self.channels, d["series_mask"],
+                                          **channel_options(d))
 
     def class_counts(self) -> np.ndarray:
         return np.bincount(self.data["train"].y.numpy(), minlength=len(CLASSES))
@@ -123,8 +127,13 @@ class ParotidDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", True)
 
+    def has_val(self) -> bool:
+        """True when the split has validation slices (else fit keeps ``last.ckpt``)."""
+        return len(self.data.get("val", [])) > 0
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val" if len(self.data.get("val", [])) else "train", False)
+        """The validation slices only (empty without validation patients; never training slices)."""
+        return self._loader("val", False)
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", False)

@@ -41,22 +41,26 @@ class PatientSlices:
 
 @dataclass(frozen=True)
 class SideSlices:
-    """The chosen slices of one side and the crop box shared by all of them."""
+    """The slices of one side: every slice with gland or tumour (``all_index``, the set each
+    series is normalised over), the chosen ones with their labels, and the crop box of the side."""
 
     side: str
-    slice_index: np.ndarray              # int64 (n,)
+    all_index: np.ndarray                # int64 (m,), every slice of the side's region
+    slice_index: np.ndarray              # int64 (n,), the chosen ones (a subset of all_index)
     labels: np.ndarray                   # int64 (n,)
     box: tuple[int, int, int, int]       # (y0, y1, x0, x1) pixels, half-open
 
 
 def select_side_slices(study: Study, diagnosis: str | None, *, margin_mm: float,
                        mode: str = "train") -> list[SideSlices]:
-    """Slices to crop per side (sides with none are left out), each with its side's box."""
+    """Slices per side (sides without gland or tumour are left out), each with its side's box."""
     chosen = []
     for side, region in side_regions(study).items():
+        everything, _ = label_side_slices(region, study.tumour, diagnosis, mode="all")
         idx, labels = label_side_slices(region, study.tumour, diagnosis, mode=mode)
-        if len(idx):
-            chosen.append(SideSlices(side, idx, labels, crop_box(region, study.spacing, margin_mm)))
+        if len(everything):
+            chosen.append(SideSlices(side, everything, idx, labels,
+                                     crop_box(region, study.spacing, margin_mm)))
     return chosen
 
 
@@ -65,8 +69,9 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
                    mode: str = "train") -> PatientSlices:
     """Every labelled (``mode="train"``) or every (``"all"``) side slice of a study, cropped.
 
-    Each series is normalised to [0, 1] over all of the patient's crops by ``percentiles``; a
-    series the study lacks stays 0.
+    Each series is normalised to [0, 1] by ``percentiles`` over the crops of *every* slice of
+    both sides' regions (gland ∪ tumour), whatever ``mode`` keeps, so a slice gets the same bytes
+    in both modes (``prepare`` and ``diagnose`` agree). A series the study lacks stays 0.
 
     Raises
     ------
@@ -77,27 +82,28 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
         raise InputError("tumour mask is empty or missing; a training patient needs one",
                          patient=study.patient_id, fix=TUMOUR_FIX)
     per_side = select_side_slices(study, diagnosis, margin_mm=margin_mm, mode=mode)
-    n = sum(len(s.slice_index) for s in per_side)
-    crops = np.zeros((n, len(PLANES), image_size, image_size), np.uint8)
+    rows = (np.concatenate([np.isin(s.all_index, s.slice_index) for s in per_side]) if per_side
+            else np.zeros(0, bool))
+    crops = np.zeros((len(rows), len(PLANES), image_size, image_size), np.uint8)
     for role in (r for r in SERIES if r in study.series):
-        if n:
-            raw = np.concatenate([extract_crops(study.series[role], s.slice_index, s.box, image_size,
+        if len(rows):
+            raw = np.concatenate([extract_crops(study.series[role], s.all_index, s.box, image_size,
                                                 is_mask=False) for s in per_side])
             crops[:, PLANES.index(role)] = to_uint8(normalise_percentiles(raw, *percentiles))
     masks = {"gland": study.gland, "tumour": study.tumour}
     start = 0
     for s in per_side:
-        rows = slice(start, start + len(s.slice_index))
+        side_rows = slice(start, start + len(s.all_index))
         for plane, volume in masks.items():
             if volume is not None:
-                crops[rows, PLANES.index(plane)] = to_uint8(extract_crops(
-                    (volume > 0).astype(np.float32), s.slice_index, s.box, image_size, is_mask=True))
-        start += len(s.slice_index)
+                crops[side_rows, PLANES.index(plane)] = to_uint8(extract_crops(
+                    (volume > 0).astype(np.float32), s.all_index, s.box, image_size, is_mask=True))
+        start += len(s.all_index)
     slice_index = (np.concatenate([s.slice_index for s in per_side]) if per_side
                    else np.zeros(0, np.int64))
     return PatientSlices(
         patient_id=study.patient_id,
-        crops=crops,
+        crops=crops[rows],
         labels=np.concatenate([s.labels for s in per_side]) if per_side else np.zeros(0, np.int64),
         sides=np.array([s.side for s in per_side for _ in s.slice_index], dtype="<U1"),
         slice_index=slice_index,
@@ -105,16 +111,17 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
     )
 
 
-def patient_files(case: PatientCase, *, require_tumour: bool,
-                  series: tuple[str, ...] = SERIES) -> PatientFiles:
+def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES,
+                  hint: str = "manifest") -> PatientFiles:
     """Where a patient's inputs are, without reading them: files by role in the named layout,
-    or the whole folder as one ``"study"`` entry when it holds a DICOM study export."""
+    or the whole folder as one ``"study"`` entry when it holds a DICOM study export. ``hint``:
+    ``"manifest"`` or ``"folder"`` (given on the command line), for the missing-folder fix."""
     from mrparotid.dicom import study as dicom_study
 
     if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
         return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
     return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
-                              series=series)
+                              series=series, hint=hint)
 
 
 def read_study_images(files: PatientFiles, *, require_tumour: bool,

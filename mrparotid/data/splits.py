@@ -7,6 +7,7 @@ that nothing ever recomputes it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -28,11 +29,13 @@ def cohort_split(cases, data_cfg: dict) -> dict[str, list[str]]:
 
 def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_fraction: float = 0.1,
                    val_fraction: float = 0.1, seed: int = 42) -> dict[str, list[str]]:
-    """Patient-level split: the manifest's ``split`` where given, else seeded and stratified.
+    """Patient-level split: the manifest's ``split`` where given, else a per-patient seeded draw.
 
-    Patients without a split are shuffled per diagnosis with ``seed``; ``test_fraction`` of each
-    diagnosis go to test, then ``val_fraction`` of the rest to val (rounded, at least one patient
-    per split when the diagnosis has three or more patients and the fraction is > 0).
+    A patient without a split gets ``u = patient_unit(patient_id, seed)`` in [0, 1): test if
+    ``u < test_fraction``, val if ``u < test_fraction + val_fraction * (1 - test_fraction)``, else
+    train. So a patient's split depends only on its id and the seed: adding or removing patients
+    never moves another one. Not stratified by diagnosis (that would tie patients together). If no
+    patient at all would train, the drawn patient with the largest ``u`` trains.
 
     Returns
     -------
@@ -40,24 +43,28 @@ def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_f
         ``{"train": [ids], "val": [ids], "test": [ids]}``; no id appears twice (asserted).
     """
     splits: dict[str, list[str]] = {s: [] for s in SPLITS}
-    todo: dict[str, list[str]] = {}
+    val_cut = test_fraction + val_fraction * (1.0 - test_fraction)
+    drawn: dict[str, float] = {}
     for c in cases:
         if c.split:
             splits[c.split].append(c.patient_id)
-        else:
-            todo.setdefault(c.diagnosis, []).append(c.patient_id)
-    rng = np.random.default_rng(seed)
-    for diagnosis in sorted(todo):
-        ids = sorted(todo[diagnosis])
-        rng.shuffle(ids)
-        n_test = share(len(ids), test_fraction)
-        n_val = share(len(ids) - n_test, val_fraction, at_least_one=len(ids) >= 3)
-        n_val = max(0, min(n_val, len(ids) - n_test - 1))   # keep a training patient
-        splits["test"] += ids[:n_test]
-        splits["val"] += ids[n_test:n_test + n_val]
-        splits["train"] += ids[n_test + n_val:]
+            continue
+        u = drawn[c.patient_id] = patient_unit(c.patient_id, seed)
+        splits["test" if u < test_fraction else "val" if u < val_cut else "train"].append(c.patient_id)
+    if not splits["train"] and drawn:   # keep a training patient
+        keep = max(drawn, key=lambda pid: (drawn[pid], pid))
+        for name in ("test", "val"):
+            if keep in splits[name]:
+                splits[name].remove(keep)
+        splits["train"].append(keep)
     assert_disjoint(splits)
     return {k: sorted(v) for k, v in splits.items()}
+
+
+def patient_unit(patient_id: str, seed: int) -> float:
+    """A patient's seeded draw in [0, 1): ``sha256("seed:patient_id")`` read as a fraction."""
+    digest = hashlib.sha256(f"{int(seed)}:{patient_id}".encode()).hexdigest()
+    return int(digest[:16], 16) / 2.0 ** 64
 
 
 def share(n: int, fraction: float, *, at_least_one: bool | None = None) -> int:
@@ -80,7 +87,10 @@ def assert_disjoint(splits: dict[str, list[str]]) -> None:
 
 def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -> list[dict]:
     """K folds of patients, stratified by diagnosis; each fold's test is one part, val a share
-    of the rest. No patient is in two splits of a fold, and every patient is tested once."""
+    of the rest. No patient is in two splits of a fold, and every patient is tested once.
+
+    Unlike :func:`split_patients`, folds stay stratified (a fold must hold every diagnosis), so
+    adding a patient may reshuffle the folds: a CV run saves each fold's split like any run."""
     if k < 2 or k > len(cases):
         raise ManifestError(f"--cv {k} needs 2 <= K <= number of patients ({len(cases)})",
                             fix="choose a smaller K")
@@ -105,12 +115,60 @@ def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -
 
 
 def split_record(splits: dict[str, list[str]], cases) -> dict:
-    """What a run saves of its split: the ids per split and a hash of those patients' manifest rows
-    (diagnosis, folder, split column), so a later change of the manifest can be noticed."""
+    """What a run saves of its split: the ids per split, a hash of those patients' manifest rows
+    (diagnosis, folder, split column), so a later change of the manifest can be noticed, and per
+    patient a hash of what decides its scores and split (id, diagnosis, split column)."""
     by_id = {c.patient_id: c for c in cases}
     rows = [by_id[pid].row() for ids in splits.values() for pid in ids if pid in by_id]
     return {"splits": {k: sorted(v) for k, v in splits.items()},
-            "manifest_rows_hash": config_hash(sorted(rows, key=lambda r: r["patient_id"]), length=16)}
+            "manifest_rows_hash": config_hash(sorted(rows, key=lambda r: r["patient_id"]), length=16),
+            "patient_hashes": {r["patient_id"]: _patient_hash(r) for r in rows}}
+
+
+def _patient_hash(row: dict) -> str:
+    return config_hash([row["patient_id"], row["diagnosis"], row["split"]], length=12)
+
+
+def saved_split(record: dict | None, cases, wanted: list[str], *, source: str | Path,
+                manifest: str | Path) -> dict[str, list[str]]:
+    """A finished run's split (``record`` from :func:`split_record`), checked against today's
+    manifest ``cases``; never recomputed.
+
+    Raises
+    ------
+    CheckpointError
+        The run saved no split (an old checkpoint).
+    ManifestError
+        A patient of the ``wanted`` splits is not in the manifest or its row changed (diagnosis or
+        split column), or the manifest now puts one of the run's patients in another split.
+    """
+    from mrparotid.errors import CheckpointError
+
+    if not record or "splits" not in record:
+        raise CheckpointError("the checkpoint has no saved patient split (written before runs saved "
+                              "one), so its test patients are unknown", path=source,
+                              fix="re-run 'mrparotid fit' and evaluate the new checkpoint")
+    splits = {k: list(v) for k, v in record["splits"].items()}
+    by_id = {c.patient_id: c for c in cases}
+    wanted_ids = [p for name in wanted for p in splits.get(name, [])]
+    missing = [p for p in wanted_ids if p not in by_id]
+    if missing:
+        raise ManifestError(f"the run's {'/'.join(wanted)} patient(s) {', '.join(missing)} are not in "
+                            "the manifest", path=manifest,
+                            fix="pass the manifest the run was trained on (RUN_DIR/config.yaml data.manifest)")
+    where = {pid: name for name, ids in splits.items() for pid in ids}
+    moved = [f"{c.patient_id} ({where[c.patient_id]} in the run, {c.split} now)" for c in cases
+             if c.split and c.patient_id in where and c.split != where[c.patient_id]]
+    if moved:
+        raise ManifestError(f"the manifest's split column moves run patients: {', '.join(moved)}",
+                            path=manifest, fix="restore the split column the run was trained with")
+    hashes = record.get("patient_hashes", {})
+    changed = [p for p in wanted_ids if p in hashes and _patient_hash(by_id[p].row()) != hashes[p]]
+    if changed:
+        raise ManifestError(f"manifest rows changed since the run (diagnosis or split) for "
+                            f"{', '.join(changed)}", path=manifest,
+                            fix="restore the manifest the run used, or re-run 'mrparotid fit'")
+    return splits
 
 
 def save_split(run_dir: Path, splits: dict[str, list[str]], cases) -> dict:

@@ -23,7 +23,7 @@ from mrparotid.dicom.geometry import slice_normal
 from mrparotid.dicom.headers import frames_of, is_image, printable, scan_folder
 from mrparotid.errors import InputError
 from mrparotid.io.files import SERIES_ROLES
-from mrparotid.dicom.roles import RolesConfig, classify, load_roles
+from mrparotid.dicom.roles import RoleRule, RolesConfig, classify, load_roles
 from mrparotid.dicom.types import SeriesInfo, SeriesTags
 
 
@@ -104,15 +104,32 @@ def _mark_ambiguous(infos: list[SeriesInfo]) -> list[SeriesInfo]:
     for info in infos:
         others = [o for o in infos if o.role is not None and o.role == info.role and o is not info]
         if others:
-            nums = ", ".join(_label(o) for o in others)
+            nums = ", ".join(_label(o, infos) for o in others)
             reason = f"AMBIGUOUS: {info.role} also claimed by {nums}"
             info = dataclasses.replace(info, reason=reason)
         out.append(info)
     return out
 
 
-def _label(info: SeriesInfo) -> str:
-    return f"#{info.series_number}" if info.series_number is not None else info.series_uid
+def _label(info: SeriesInfo, among: Sequence[SeriesInfo] = (), *, describe: bool = False) -> str:
+    """``#5`` (the UID without a number); with ``describe`` or when another series of ``among``
+    shares the number, ``#5 'T1 AX'``; plus the UID's last 8 characters when that is shared too."""
+    label = f"#{info.series_number}" if info.series_number is not None else info.series_uid
+    twins = [o for o in among if o is not info and o.series_number == info.series_number]
+    if describe or twins:
+        label += f" {info.description!r}"
+    if info.series_number is not None and any(o.description == info.description for o in twins):
+        label += f" (uid ...{info.series_uid[-8:]})"
+    return label
+
+
+def _pinned_series(rule: RoleRule, infos: Sequence[SeriesInfo]) -> SeriesInfo | None:
+    """The series a role's pin names (UID first, else number), or None."""
+    for info in infos:
+        if (info.series_uid == rule.series_uid if rule.series_uid is not None
+                else info.series_number == rule.series_number):
+            return info
+    return None
 
 
 def format_series_table(infos: Sequence[SeriesInfo]) -> str:
@@ -144,7 +161,7 @@ def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: st
         claims = [i for i in infos if i.role == role]
         rule = roles.rules[role]
         if len(claims) > 1:
-            listed = ", ".join(f"{_label(i)} {i.description!r}" for i in claims)
+            listed = ", ".join(_label(i, infos, describe=True) for i in claims)
             pick = claims[0]
             numbers = [i.series_number for i in claims]
             pin = (f"series_number: {pick.series_number}" if numbers.count(pick.series_number) == 1
@@ -157,12 +174,18 @@ def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: st
             if rule.pinned:
                 what = (f"series_uid {rule.series_uid}" if rule.series_uid is not None
                         else f"series_number {rule.series_number}")
+                taken = _pinned_series(rule, infos)
+                if taken is not None and taken.role not in (None, role):
+                    raise InputError(f"the {role} role is pinned to {what}, which is pinned to the "
+                                     f"{taken.role} role too", patient=patient, path=patient_dir,
+                                     fix="pin each role to a different series in the roles YAML "
+                                         "(numbers from 'mrparotid inspect PATIENT_DIR')")
                 raise InputError(f"the {role} role is pinned to {what}, which is not an image "
                                  "series with plane geometry in this folder", patient=patient,
                                  path=patient_dir, fix="check the number with 'mrparotid inspect "
                                  "PATIENT_DIR' and fix the roles YAML")
             usable = [i for i in infos if not i.reason.startswith(("localizer", "modality"))]
-            listed = ", ".join(f"{_label(i)} {i.description!r}" for i in usable[:8]) or "none"
+            listed = ", ".join(_label(i, infos, describe=True) for i in usable[:8]) or "none"
             raise InputError(f"no series matches the {role} role (series: {listed})",
                              patient=patient, path=patient_dir,
                              fix=f"add `{role}: {{series_number: N}}` (N from 'mrparotid inspect "

@@ -13,7 +13,9 @@ import pandas as pd
 from mrparotid.constants import CLASSES
 from mrparotid.errors import InputError
 from mrparotid.evaluation import stats
-from mrparotid.evaluation.metrics import label_arrays, patient_metrics, slice_metrics
+from mrparotid.evaluation.bootstrap import (BOOTSTRAP_METHOD, accuracy, bootstrap_accuracy, bootstrap_micro_auc,
+                                            bootstrap_paired_difference, micro_auc)
+from mrparotid.evaluation.metrics import check_scorable, label_arrays, patient_metrics, slice_metrics
 from mrparotid.evaluation.plots import plot_ablation, plot_confusion, plot_roc
 from mrparotid.evaluation.predictions import KEY, as_predictions
 from mrparotid.evaluation.report import ablation_markdown, evaluation_markdown
@@ -32,25 +34,29 @@ def _jsonable(obj):
     return obj
 
 
+def _row(metric: str, view: str, positive: str, r: dict, independent: dict, estimate: str) -> dict:
+    """One ``slice_metrics.csv`` row: primary (patient bootstrap) CI, then the independent-slices one."""
+    return {"metric": metric, "view": view, "positive": positive, "k": r.get("k"), "n": r.get("n"),
+            "estimate": r[estimate], "lo": r["lo"], "hi": r["hi"], "method": r["method"],
+            "indep_lo": independent["lo"], "indep_hi": independent["hi"],
+            "indep_method": independent.get("method", "delong") + " (" + independent["note"] + ")"}
+
+
 def _slice_rows(sm: dict) -> list[dict]:
-    rows = [{"metric": "accuracy", "view": "4-class", "positive": "", **sm["accuracy"]}]
-    rows += [{"metric": "recall", "view": c, "positive": c, **r} for c, r in sm["recall"].items()]
-    for name, v in sm["binary_views"].items():
-        rows += [{"metric": m, "view": name, "positive": v["positive"], **v[m]}
-                 for m in ("accuracy", "sensitivity", "specificity")]
-    for c, a in sm["auc"]["per_class"].items():
-        rows.append({"metric": "auc", "view": f"{c}_vs_rest", "positive": c, "estimate": a["auc"],
-                     "lo": a["lo"], "hi": a["hi"], "method": "delong"})
-    m = sm["auc"]["micro"]
-    rows.append({"metric": "auc", "view": "micro", "positive": "", "estimate": m["auc"], "lo": m["lo"],
-                 "hi": m["hi"], "method": "delong_flattened"})
+    rates = [("accuracy", "4-class", "", sm["accuracy"])]
+    rates += [("recall", c, c, r) for c, r in sm["recall"].items()]
+    rates += [(m, name, v["positive"], v[m]) for name, v in sm["binary_views"].items()
+              for m in ("accuracy", "sensitivity", "specificity")]
+    rows = [_row(m, view, pos, r, r["independent"], "estimate") for m, view, pos, r in rates]
+    rows += [_row("auc", f"{c}_vs_rest", c, a, a["delong"], "auc") for c, a in sm["auc"]["per_class"].items()]
+    rows.append(_row("auc", "micro", "", sm["auc"]["micro"], sm["auc"]["micro"]["delong"], "auc"))
     rows.append({"metric": "auc", "view": "macro", "positive": "", "estimate": sm["auc"]["macro"]})
     return rows
 
 
 def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, *,
                          val_preds: pd.DataFrame | str | Path | None = None, malignant_min_slices: int = 2,
-                         synthetic: bool = False, title: str = "") -> dict:
+                         synthetic: bool = False, title: str = "", val_source: str = "") -> dict:
     """Evaluate slice predictions at slice and patient level and write a report.
 
     Parameters
@@ -61,33 +67,48 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
         Receives ``metrics.json``, ``confusion.csv``, ``slice_metrics.csv``, ``patients.csv``,
         ``confusion.png``, ``roc.png``, ``report.md``.
     val_preds : DataFrame or path, optional
-        Validation predictions used only to choose the soft-vote threshold (else 0.5).
+        Validation predictions used only to choose the soft-vote threshold (else 0.5, and the
+        report says it was not chosen on validation).
+    val_source : str
+        Where ``val_preds`` come from, as the report names it (default: its file name).
     malignant_min_slices : int
         Passed to :func:`mrparotid.inference.decide.decide_patient`.
     synthetic : bool
-        Mark report and figures as synthetic data (no clinical claim).
+        Mark report and figures as synthetic data (no clinical claim); also set when the
+        predictions file starts with ``# SYNTHETIC``.
 
     Returns
     -------
     dict
         ``{"synthetic", "title", "ci_method", "slice": {...}, "patient": {...}, "files": {...}}``;
         slice: confusion (4x4, rows true), accuracy, per-class recall, Table-4 ``binary_views``,
-        per-class / micro / macro AUC; patient: ``rule`` and ``soft_vote`` each with ``table5``,
+        per-class / micro / macro AUC; ``warnings`` (classes with no slice); patient: ``rule`` and ``soft_vote`` each with ``table5``,
         exact-diagnosis ``accuracy``, ``benign_vs_malignant`` and ``misdiagnosed``. Rates are
-        ``{k, n, estimate, lo, hi, method}``. A patient's true diagnosis is the class of its tumour
+        ``{k, n, estimate, lo, hi, method}``; slice-level CIs are patient-clustered bootstraps
+        with the independent-slices interval beside them. A patient's true diagnosis is the class of its tumour
         slices; patients with only no-tumour slices are listed in ``excluded_no_tumour_only``.
+
+    Raises
+    ------
+    InputError
+        No tumour slice at all (:func:`~mrparotid.evaluation.metrics.check_scorable`).
     """
     df = as_predictions(preds)
+    warnings = check_scorable(df, preds if isinstance(preds, (str, Path)) else "predictions")
+    synthetic = bool(synthetic or df.attrs.get("synthetic"))
     val = None if val_preds is None else as_predictions(val_preds)
+    val_source = val_source or (Path(val_preds).name if isinstance(val_preds, (str, Path)) else "validation predictions")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sm = slice_metrics(df)
-    pm, table = patient_metrics(df, val_preds=val, malignant_min_slices=malignant_min_slices)
+    pm, table = patient_metrics(df, val_preds=val, malignant_min_slices=malignant_min_slices,
+                                val_source=val_source)
     y, _, p = label_arrays(df)
     files = {"metrics": "metrics.json", "confusion_csv": "confusion.csv", "slice_metrics": "slice_metrics.csv",
              "patients": "patients.csv", "confusion_png": "confusion.png", "roc_png": "roc.png",
              "report": "report.md"}
-    metrics = {"synthetic": bool(synthetic), "title": title, "ci_method": stats.METHOD_NAME,
+    metrics = {"synthetic": synthetic, "title": title, "ci_method": stats.METHOD_NAME,
+               "bootstrap_method": BOOTSTRAP_METHOD, "warnings": warnings,
                "unlabelled_rows": int(df.attrs.get("unlabelled_rows", 0)),
                "slice": sm, "patient": pm, "files": files}
     pd.DataFrame(sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"),
@@ -105,6 +126,29 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
     return metrics
 
 
+def _ablation_row(f: pd.DataFrame, ref: pd.DataFrame, is_reference: bool) -> dict:
+    """Accuracy and micro-AUC of one model with clustered and independent-slices CIs, and its
+    paired differences from the reference (same slices, same order)."""
+    ids = f["patient_id"].astype(str).to_numpy()
+    y, yhat, p = label_arrays(f)
+    _, ref_hat, ref_p = label_arrays(ref)
+    acc, acc_w = bootstrap_accuracy(ids, y, yhat), stats.proportion_ci(int((y == yhat).sum()), len(y))
+    auc, auc_d = bootstrap_micro_auc(ids, y, p), stats.micro_auc_ci(y, p)
+    row = {"n_slices": len(y), "n_patients": acc["n_patients"],
+           "accuracy": acc["estimate"], "acc_lo": acc["lo"], "acc_hi": acc["hi"],
+           "acc_wilson_lo": acc_w[1], "acc_wilson_hi": acc_w[2],
+           "micro_auc": auc["estimate"], "auc_lo": auc["lo"], "auc_hi": auc["hi"],
+           "auc_delong_lo": auc_d[1], "auc_delong_hi": auc_d[2]}
+    diffs = {"auc_diff": (micro_auc, (y, p), (y, ref_p)), "acc_diff": (accuracy, (y, yhat), (y, ref_hat))}
+    for key, (stat, a, b) in diffs.items():
+        d = (None if is_reference else bootstrap_paired_difference(ids, stat, a, b))
+        row.update({key: d["estimate"] if d else math.nan, f"{key}_lo": d["lo"] if d else math.nan,
+                    f"{key}_hi": d["hi"] if d else math.nan})
+        row["p_vs_reference" if key == "auc_diff" else "acc_p"] = d["p_value"] if d else math.nan
+    row["p_delong"] = math.nan if is_reference else stats.compare_micro_auc(y, p, ref_p)["p"]
+    return row
+
+
 def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path,
                    synthetic: bool = False) -> pd.DataFrame:
     """Table-3 comparison of channel combinations on the same test slices.
@@ -118,19 +162,28 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
         The model the others are tested against (the three-series model).
     out_dir : path
         Receives ``ablation.csv``, ``ablation.md``, ``ablation.png``.
+    synthetic : bool
+        Mark the outputs synthetic (also when any predictions file says so).
 
     Returns
     -------
     DataFrame
-        One row a model: name, channels, n_slices, accuracy, acc_lo, acc_hi (Wilson), micro_auc,
-        auc_lo, auc_hi (DeLong, flattened one-vs-rest), p_vs_reference (paired DeLong on the
-        flattened micro-AUC scores; nan for the reference).
+        One row a model: name, channels, n_slices, n_patients; accuracy with acc_lo, acc_hi
+        (patient-clustered bootstrap, primary) and acc_wilson_lo, acc_wilson_hi (assume
+        independent slices); micro_auc with auc_lo, auc_hi (bootstrap) and auc_delong_lo,
+        auc_delong_hi; against the reference (nan for the reference itself): auc_diff,
+        auc_diff_lo, auc_diff_hi, p_vs_reference (paired patient bootstrap of the micro-AUC
+        difference), acc_diff, acc_diff_lo, acc_diff_hi, acc_p (same for accuracy) and
+        p_delong (paired DeLong, assumes independent slices). Bootstrap: B = 2000, seed 0,
+        patients from ``patient_id``.
     """
     names = [r["name"] for r in results]
     if reference_name not in names:
         raise InputError(f"reference model {reference_name!r} not among {names}",
                          fix="pass reference_name equal to one result's name")
-    frames = {r["name"]: as_predictions(r["preds"]).set_index(KEY).sort_index() for r in results}
+    checked = {r["name"]: as_predictions(r["preds"]) for r in results}
+    synthetic = bool(synthetic or any(f.attrs.get("synthetic") for f in checked.values()))
+    frames = {name: f.set_index(KEY).sort_index() for name, f in checked.items()}
     ref = frames[reference_name]
     rows = []
     for r in results:
@@ -142,15 +195,9 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
         if not (f["true"] == ref["true"]).all():
             raise InputError(f"model {r['name']!r} gives different true classes than the reference",
                              fix="use one test manifest for all models")
-        y, yhat, p = label_arrays(f.reset_index())
-        acc = stats.proportion_ci(int((y == yhat).sum()), len(y))
-        auc = stats.micro_auc_ci(y, p)
-        pval = (math.nan if r["name"] == reference_name else
-                stats.compare_micro_auc(y, p, label_arrays(ref.reset_index())[2])["p"])
         ch = r.get("channels", "")
         rows.append({"name": r["name"], "channels": ch if isinstance(ch, str) else ",".join(ch),
-                     "n_slices": len(y), "accuracy": acc[0], "acc_lo": acc[1], "acc_hi": acc[2],
-                     "micro_auc": auc[0], "auc_lo": auc[1], "auc_hi": auc[2], "p_vs_reference": pval,
+                     **_ablation_row(f.reset_index(), ref.reset_index(), r["name"] == reference_name),
                      "reference": r["name"] == reference_name})
     table = pd.DataFrame(rows)
     out = Path(out_dir)

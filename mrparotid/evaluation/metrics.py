@@ -10,7 +10,7 @@ import pandas as pd
 
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
 from mrparotid.errors import InputError
-from mrparotid.evaluation import stats
+from mrparotid.evaluation import bootstrap, stats
 from mrparotid.evaluation.predictions import KEY, PROB_COLUMNS
 
 
@@ -27,25 +27,97 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = le
                        minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
 
-def slice_metrics(df: pd.DataFrame) -> dict:
-    """Slice-level metrics of a validated predictions table (see :func:`evaluate_predictions`)."""
-    y, yhat, p = label_arrays(df)
-    cm = confusion_matrix(y, yhat)
+#: Label of every interval that treats slices as independent (shown beside the primary one).
+INDEPENDENT_NOTE = "assumes independent slices"
+
+
+def _clustered_rate(ids: np.ndarray, correct: np.ndarray, method: str) -> dict:
+    """Slice-level rate ``{k, n, estimate, lo, hi, method, independent}``: the patient-clustered
+    bootstrap CI (primary) and the binomial ``method`` CI that assumes independent slices."""
+    correct = np.asarray(correct, dtype=bool)
+    rate = stats.rate_ci(int(correct.sum()), int(correct.size), method, 0.05)
+    indep = {"lo": rate["lo"], "hi": rate["hi"], "method": method, "note": INDEPENDENT_NOTE}
+    if correct.size:
+        b = bootstrap.bootstrap_accuracy(ids, np.ones(correct.size, bool), correct)
+        rate.update(lo=b["lo"], hi=b["hi"], n_patients=b["n_patients"])
+    rate.update(method="patient_bootstrap", independent=indep)
+    return rate
+
+
+def _clustered_views(ids: np.ndarray, y: np.ndarray, yhat: np.ndarray, cm: np.ndarray) -> dict:
+    """:func:`stats.binary_views` with every rate from :func:`_clustered_rate`."""
+    views = stats.binary_views(cm)
+    for name, ((_, pos), (_, neg)) in stats.BINARY_VIEWS.items():
+        pos_i, neg_i = [CLASSES.index(c) for c in pos], [CLASSES.index(c) for c in neg]
+        in_pos, in_neg = np.isin(y, pos_i), np.isin(y, neg_i)
+        hit = (in_pos & np.isin(yhat, pos_i)) | (in_neg & np.isin(yhat, neg_i))
+        either = in_pos | in_neg
+        views[name].update(
+            accuracy=_clustered_rate(ids[either], hit[either], stats.ACCURACY_CI_METHOD),
+            sensitivity=_clustered_rate(ids[in_pos], hit[in_pos], stats.RATE_CI_METHOD),
+            specificity=_clustered_rate(ids[in_neg], hit[in_neg], stats.RATE_CI_METHOD))
+    return views
+
+
+def _auc_record(auc: float, boot: dict | None, delong: tuple[float, float], na: str = "") -> dict:
+    lo, hi = (boot["lo"], boot["hi"]) if boot else (math.nan, math.nan)
+    return {"auc": auc, "lo": lo, "hi": hi, "method": "patient_bootstrap", "na_reason": na,
+            "delong": {"lo": delong[0], "hi": delong[1], "note": INDEPENDENT_NOTE}}
+
+
+def _clustered_aucs(ids: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
+    """Per-class and micro AUCs with patient-clustered bootstrap CIs and DeLong CIs beside them."""
+    per = {}
+    for j, (c, d) in enumerate(stats.per_class_auc(y, p).items()):
+        na = f"no {c} slices" if d["n_pos"] == 0 else (f"only {c} slices" if d["n_neg"] == 0 else "")
+        boot = None if na else bootstrap.patient_bootstrap_ci(ids, bootstrap.rank_auc, y == j, p[:, j])
+        per[c] = {**_auc_record(d["auc"], boot, (d["lo"], d["hi"]), na), "n_pos": d["n_pos"], "n_neg": d["n_neg"]}
     micro = stats.micro_auc_ci(y, p)
+    return {"per_class": per, "macro": stats.macro_auc(y, p),
+            "micro": _auc_record(micro[0], bootstrap.bootstrap_micro_auc(ids, y, p), micro[1:]),
+            "bootstrap_method": bootstrap.BOOTSTRAP_METHOD}
+
+
+def check_scorable(df: pd.DataFrame, source: str = "predictions") -> list[str]:
+    """Refuse a table with no tumour slice; return one warning per class with no slice.
+
+    Raises
+    ------
+    InputError
+        Every labelled slice is ``no_tumour`` (e.g. the tumour-side slices were dropped).
+    """
+    present = set(df["true"])
+    if present <= {"no_tumour"}:
+        raise InputError(f"all {len(df)} labelled slices are no_tumour: nothing to score (the tumour "
+                         "slices are missing)", path=source,
+                         fix="score predictions that include the tumour slices (true = the tumour class)")
+    return [f"no {c} slices: its AUC is n/a and accuracy covers the other classes only"
+            for c in CLASSES if c not in present]
+
+
+def slice_metrics(df: pd.DataFrame) -> dict:
+    """Slice-level metrics of a validated predictions table (see :func:`evaluate_predictions`).
+
+    Every slice-level CI is a patient-clustered bootstrap (:mod:`mrparotid.evaluation.bootstrap`,
+    patients from ``patient_id``); the Wilson / DeLong intervals that assume independent slices
+    are kept beside it (``independent`` / ``delong``).
+    """
+    y, yhat, p = label_arrays(df)
+    ids = df["patient_id"].astype(str).to_numpy()
+    cm = confusion_matrix(y, yhat)
     return {
-        "n_slices": int(len(df)), "confusion": cm.tolist(),
-        "accuracy": stats.rate_ci(int(np.trace(cm)), int(cm.sum()), stats.ACCURACY_CI_METHOD, 0.05),
-        "recall": {c: stats.rate_ci(int(cm[i, i]), int(cm[i].sum()), stats.RATE_CI_METHOD, 0.05)
+        "n_slices": int(len(df)), "n_patients": int(len(set(ids))), "confusion": cm.tolist(),
+        "accuracy": _clustered_rate(ids, y == yhat, stats.ACCURACY_CI_METHOD),
+        "recall": {c: _clustered_rate(ids[y == i], yhat[y == i] == i, stats.RATE_CI_METHOD)
                    for i, c in enumerate(CLASSES)},
-        "binary_views": stats.binary_views(cm),
-        "auc": {"per_class": stats.per_class_auc(y, p), "macro": stats.macro_auc(y, p),
-                "micro": {"auc": micro[0], "lo": micro[1], "hi": micro[2],
-                          "note": "DeLong CI on the flattened one-vs-rest problem (pairs treated as independent)"}},
+        "binary_views": _clustered_views(ids, y, yhat, cm),
+        "auc": _clustered_aucs(ids, y, p),
     }
 
 
-def _patients(df: pd.DataFrame) -> tuple[dict[str, tuple[str, np.ndarray]], list[str]]:
-    """patient_id -> (true diagnosis, probs (n, 4) ordered by side, index); and excluded ids."""
+def _patients(df: pd.DataFrame) -> tuple[dict[str, tuple[str, np.ndarray, np.ndarray]], list[str]]:
+    """patient_id -> (true diagnosis, probs (n, 4) ordered by side, index, tumour-slice mask (n,));
+    and the ids of patients without a tumour slice."""
     out, excluded = {}, []
     for pid, g in df.sort_values(KEY).groupby("patient_id", sort=True):
         tumour = sorted(set(g["true"]) - {"no_tumour"})
@@ -55,7 +127,8 @@ def _patients(df: pd.DataFrame) -> tuple[dict[str, tuple[str, np.ndarray]], list
         if len(tumour) > 1:
             raise InputError(f"tumour slices carry several classes ({', '.join(tumour)})", patient=str(pid),
                              fix="give each tumour its own patient_id (e.g. P007_L, P007_R)")
-        out[str(pid)] = (tumour[0], g.loc[:, list(PROB_COLUMNS)].to_numpy(np.float64))
+        out[str(pid)] = (tumour[0], g.loc[:, list(PROB_COLUMNS)].to_numpy(np.float64),
+                         (g["true"] != "no_tumour").to_numpy())
     return out, excluded
 
 
@@ -77,49 +150,57 @@ def _patient_summary(truth: dict[str, str], called: dict[str, str]) -> dict:
             "misdiagnosed": sorted(pid for pid, t in truth.items() if called[pid] != t)}
 
 
-def choose_soft_threshold(val: pd.DataFrame) -> tuple[float, str]:
+def choose_soft_threshold(val: pd.DataFrame, source: str = "validation predictions") -> tuple[float, str]:
     """Soft-vote threshold from validation patients: maximise benign-vs-malignant Youden's J
     (sensitivity + specificity - 1, positive = malignant), then exact-diagnosis accuracy, then
     closeness to 0.5; candidates are midpoints between consecutive patient mean malignant
-    probabilities. Returns (threshold, source); (0.5, reason) when val lacks either group."""
-    from mrparotid.inference.decide import soft_vote
+    probabilities over their tumour slices. Returns (threshold, source); (0.5, reason) when val
+    lacks either group."""
+    from mrparotid.inference.decide import soft_vote, tumour_mean_malignant
     pats, _ = _patients(val)
-    truth = {pid: t for pid, (t, _) in pats.items()}
+    truth = {pid: t for pid, (t, _, _) in pats.items()}
     if not any(t == "malignant" for t in truth.values()) or all(t == "malignant" for t in truth.values()):
-        return 0.5, "default 0.5 (validation set lacks malignant or benign patients)"
-    scores = np.unique([p[:, CLASSES.index("malignant")].mean() for _, p in pats.values()])
+        return 0.5, f"default 0.5: the validation set ({source}) lacks malignant or benign patients"
+    scores = np.unique([tumour_mean_malignant(p, m) for _, p, m in pats.values()])
     cands = np.unique(np.clip(np.r_[scores[0] / 2, (scores[:-1] + scores[1:]) / 2, (scores[-1] + 1) / 2], 0, 1))
     best = None
     for th in cands:
-        s = _patient_summary(truth, {pid: soft_vote(p, th) for pid, (_, p) in pats.items()})
+        s = _patient_summary(truth, {pid: soft_vote(p, th, m) for pid, (_, p, m) in pats.items()})
         b = s["benign_vs_malignant"]
         key = (b["sensitivity"]["estimate"] + b["specificity"]["estimate"] - 1,
                s["accuracy"]["estimate"], -abs(th - 0.5))
         if best is None or key > best[0]:
             best = (key, float(th))
-    return best[1], f"chosen on {len(pats)} validation patients: max Youden J, then accuracy"
+    return best[1], (f"chosen on {len(pats)} validation patients ({source}): "
+                     "max Youden J, then accuracy")
 
 
 def patient_metrics(df: pd.DataFrame, *, val_preds: pd.DataFrame | None = None,
-                    malignant_min_slices: int = 2) -> tuple[dict, pd.DataFrame]:
-    """Patient-level metrics (Table 5; rule and soft vote) and a per-patient table."""
-    from mrparotid.inference.decide import decide_patient, soft_vote
+                    malignant_min_slices: int = 2,
+                    val_source: str = "validation predictions") -> tuple[dict, pd.DataFrame]:
+    """Patient-level metrics (Table 5; rule and soft vote) and a per-patient table.
+
+    The soft vote averages the malignant probability over each patient's tumour slices
+    (``true != no_tumour``); its threshold is chosen on ``val_preds`` (named ``val_source`` in the
+    report) by :func:`choose_soft_threshold`, else 0.5 and the report says so.
+    """
+    from mrparotid.inference.decide import decide_patient, soft_vote, tumour_mean_malignant
     pats, excluded = _patients(df)
-    threshold, source = (choose_soft_threshold(val_preds) if val_preds is not None
-                         else (0.5, "default 0.5 (no validation predictions given)"))
+    threshold, source = (choose_soft_threshold(val_preds, val_source) if val_preds is not None
+                         else (0.5, "default 0.5, NOT chosen on validation (no validation predictions given)"))
     rows, truth, rule, soft = [], {}, {}, {}
-    for pid, (t, p) in pats.items():
+    for pid, (t, p, m) in pats.items():
         d = decide_patient(p, malignant_min_slices=malignant_min_slices)
-        truth[pid], rule[pid], soft[pid] = t, d.diagnosis, soft_vote(p, threshold)
+        truth[pid], rule[pid], soft[pid] = t, d.diagnosis, soft_vote(p, threshold, m)
         rows.append({"patient_id": pid, "true": t, "n_slices": len(p),
                      **{f"n_pred_{c}": d.counts[c] for c in CLASSES},
                      "rule_diagnosis": d.diagnosis, "rule_correct": d.diagnosis == t,
                      "rule_branch": d.trace.get("branch", ""),
-                     "mean_p_malignant": float(p[:, CLASSES.index("malignant")].mean()),
+                     "n_tumour_slices": int(m.sum()), "mean_p_malignant": tumour_mean_malignant(p, m),
                      "soft_diagnosis": soft[pid], "soft_correct": soft[pid] == t})
     table = pd.DataFrame(rows, columns=["patient_id", "true", "n_slices", *[f"n_pred_{c}" for c in CLASSES],
                                         "rule_diagnosis", "rule_correct", "rule_branch",
-                                        "mean_p_malignant", "soft_diagnosis", "soft_correct"])
+                                        "n_tumour_slices", "mean_p_malignant", "soft_diagnosis", "soft_correct"])
     rule_s, soft_s = _patient_summary(truth, rule), _patient_summary(truth, soft)
     by_id = table.set_index("patient_id")
     for s, col in ((rule_s, "rule_diagnosis"), (soft_s, "soft_diagnosis")):

@@ -115,7 +115,7 @@ def plot_roc(y_true_int, probs: np.ndarray, out_png: str | Path, classes: tuple[
     finite = [v["auc"] for v in aucs.values() if np.isfinite(v["auc"])]
     grid, mean_tpr = _macro_curve(y, p)
     ax.plot(grid, mean_tpr, lw=2.2, ls="-.", color="dimgrey",
-            label=f"macro-average (AUC {np.mean(finite) if finite else float('nan'):.3f})")
+            label=f"macro-average (AUC {np.mean(finite):.3f})" if finite else "macro-average (AUC n/a)")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_aspect("equal")

@@ -6,7 +6,9 @@ The predictions CSV has one slice a row::
 
 ``true``/``pred`` are class names (:data:`~mrparotid.constants.CLASSES`), ``side`` is ``L`` or
 ``R``, ``index`` the slice index, the ``p_*`` columns class probabilities in [0, 1] whose
-largest entry is ``pred``.
+largest entry is ``pred``. Leading lines that start with ``#`` are comments; a first line
+``# SYNTHETIC ...`` (see :data:`SYNTHETIC_LINE`) marks predictions on synthetic (phantom) data, and
+every report made from the file carries the synthetic banner.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from mrparotid.errors import InputError
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
 KEY: list[str] = ["patient_id", "side", "index"]
+#: First line of a predictions CSV made from synthetic data.
+SYNTHETIC_LINE = "# SYNTHETIC data (phantom cohort) - not clinical; reports made from this file say so"
 _FIX = "write it with 'mrparotid fit', 'mrparotid diagnose --csv' or 'mrparotid evaluate --checkpoint' (header: " + ",".join(COLUMNS) + ")"
 
 
@@ -35,8 +39,10 @@ def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise InputError("no prediction rows", path=source, fix="predict at least one slice")
     df = df.loc[:, list(COLUMNS)].copy()
     unlabelled = df["true"].isna() | (df["true"].astype(str).str.strip() == "")
-    n_unlabelled = int(unlabelled.sum()) + int(df.attrs.get("unlabelled_rows", 0))  # re-checks keep the count
-    lines = np.flatnonzero(~unlabelled.to_numpy()) + 2   # file line of each kept row (header = 1)
+    attrs = dict(df.attrs)
+    n_unlabelled = int(unlabelled.sum()) + int(attrs.get("unlabelled_rows", 0))  # re-checks keep the count
+    # file line of each kept row (header = 1 + the leading comment lines)
+    lines = np.flatnonzero(~unlabelled.to_numpy()) + 2 + int(attrs.pop("comment_lines", 0))
     df = df.loc[~unlabelled]          # slices with no known class (e.g. no tumour mask) cannot be scored
     if df.empty:
         raise InputError(f"none of the {n_unlabelled} rows has a true class", path=source,
@@ -84,15 +90,28 @@ def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
         bad(i, "repeats patient_id/side/index {}/{}/{}".format(*df.loc[df.index[i], KEY]),
             "keep one row per slice")
     df = df.reset_index(drop=True)
-    df.attrs["unlabelled_rows"] = n_unlabelled
+    df.attrs.update(attrs, unlabelled_rows=n_unlabelled, synthetic=bool(attrs.get("synthetic", False)))
     return df
+
+
+def _comment_lines(path: Path) -> tuple[int, bool]:
+    """(number of leading ``#`` lines, whether one says SYNTHETIC)."""
+    n, synthetic = 0, False
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.lstrip().startswith("#"):
+                break
+            n += 1
+            synthetic |= line.lstrip("# \t").upper().startswith("SYNTHETIC")
+    return n, synthetic
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
     """Read and validate a predictions CSV (see module docstring) into a DataFrame, one row a slice.
 
     Rows with an empty ``true`` (slices whose class is unknown) are left out; their number is in
-    ``df.attrs["unlabelled_rows"]``.
+    ``df.attrs["unlabelled_rows"]``. Leading ``#`` lines are skipped; ``df.attrs["synthetic"]``
+    is True when one of them starts with ``# SYNTHETIC``.
 
     Raises
     ------
@@ -103,23 +122,44 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     try:
+        n_comments, synthetic = _comment_lines(path)
         df = pd.read_csv(path, dtype={"patient_id": str, "side": str, "true": str, "pred": str},
-                         keep_default_na=False, skipinitialspace=True)
+                         keep_default_na=False, skipinitialspace=True, skiprows=n_comments)
     except FileNotFoundError:
         raise InputError("file not found", path=path, fix="check the path") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"not a readable CSV ({str(exc).splitlines()[0]})", path=path, fix=_FIX) from None
+    df.attrs.update(comment_lines=n_comments, synthetic=synthetic)
     return check_predictions(df, str(path))
 
 
-def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path) -> Path:
-    """Validate predictions (DataFrame or list of row dicts) and write them as CSV; returns ``path``."""
+def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path, *,
+                      synthetic: bool = False) -> Path:
+    """Validate predictions (DataFrame or list of row dicts) and write them as CSV; returns ``path``.
+
+    ``synthetic`` (or a DataFrame read from a synthetic file) writes :data:`SYNTHETIC_LINE` first.
+    """
     df = df_or_records if isinstance(df_or_records, pd.DataFrame) else pd.DataFrame(list(df_or_records))
     df = check_predictions(df, str(path))
+    synthetic = bool(synthetic or df.attrs.get("synthetic"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    df.sort_values(KEY).to_csv(path, index=False, float_format="%.6g")
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        if synthetic:
+            fh.write(SYNTHETIC_LINE + "\n")
+        df.sort_values(KEY).to_csv(fh, index=False, float_format="%.6g")
     return path
+
+
+def pool_predictions(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One validated table from several (e.g. the folds' validation predictions), patient ids
+    prefixed ``<name>/`` so that a patient predicted by two models counts as two; synthetic when
+    any input is."""
+    parts = [f.assign(patient_id=f"{name}/" + f["patient_id"].astype(str)) for name, f in frames.items()]
+    df = pd.concat(parts, ignore_index=True)
+    df.attrs = {"synthetic": any(bool(f.attrs.get("synthetic")) for f in frames.values()),
+                "unlabelled_rows": sum(int(f.attrs.get("unlabelled_rows", 0)) for f in frames.values())}
+    return check_predictions(df, "<pooled " + ", ".join(frames) + ">")
 
 
 def as_predictions(preds: pd.DataFrame | str | Path) -> pd.DataFrame:

@@ -22,7 +22,8 @@ import numpy as np
 
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
 
-__all__ = ["PatientDecision", "count_slices", "decide_patient", "soft_vote", "BRANCHES"]
+__all__ = ["PatientDecision", "count_slices", "decide_patient", "soft_vote", "tumour_mean_malignant",
+           "BRANCHES"]
 
 _PA, _WARTHIN, _MALIGNANT = "pleomorphic_adenoma", "warthin", "malignant"
 _I_PA, _I_WARTHIN, _I_MALIGNANT = CLASSES.index(_PA), CLASSES.index(_WARTHIN), CLASSES.index(_MALIGNANT)
@@ -146,23 +147,58 @@ def decide_patient(slice_probs: np.ndarray, malignant_min_slices: int = 2) -> Pa
     return PatientDecision(diagnosis=diagnosis, counts=counts, trace=trace)
 
 
-def soft_vote(slice_probs: np.ndarray, threshold: float = 0.5) -> str:
+def tumour_mean_malignant(slice_probs: np.ndarray, tumour: np.ndarray | None = None) -> float:
+    """Mean malignant probability over a patient's tumour slices (all slices when ``tumour`` is None).
+
+    Parameters
+    ----------
+    slice_probs : ndarray, shape (n_slices, 4)
+    tumour : bool array, shape (n_slices,), optional
+        True for slices the tumour mask marks.
+
+    Returns
+    -------
+    float
+        ``nan`` when no slice is selected.
+    """
+    probs = _select(_as_probs(slice_probs), tumour)
+    return float(probs[:, _I_MALIGNANT].mean()) if len(probs) else float("nan")
+
+
+def _select(probs: np.ndarray, tumour: np.ndarray | None) -> np.ndarray:
+    if tumour is None:
+        return probs
+    mask = np.asarray(tumour, dtype=bool).ravel()
+    if mask.shape != (len(probs),):
+        raise ValueError(f"tumour must have one entry per slice ({len(probs)}), got shape {mask.shape}")
+    return probs[mask]
+
+
+def soft_vote(slice_probs: np.ndarray, threshold: float = 0.5, tumour: np.ndarray | None = None) -> str:
     """Soft-voting alternative to :func:`decide_patient`, for side-by-side comparison.
+
+    Only the patient's tumour slices vote (the slices the tumour mask marks, as the seed studies
+    average over the images of the lesion): averaging in the contralateral no-tumour slices would
+    pull every malignant patient towards benign.
 
     Parameters
     ----------
     slice_probs : ndarray, shape (n_slices, 4)
         Per-slice class probabilities in ``CLASSES`` order.
     threshold : float
-        Malignant when the mean malignant probability over slices is >= this (0..1).
+        Malignant when the mean malignant probability over the tumour slices is >= this (0..1);
+        choose it on validation patients (:func:`mrparotid.evaluation.metrics.choose_soft_threshold`).
+    tumour : bool array, shape (n_slices,), optional
+        Tumour slices; None means every slice is one.
 
     Returns
     -------
     str
-        ``"malignant"``, else the PA/Warthin choice of :func:`decide_patient` (slice majority,
-        then summed probability, then PA), else ``"no_tumour_found"`` (also for no slices).
+        ``"malignant"``, else the PA/Warthin choice of :func:`decide_patient` over the tumour
+        slices (slice majority, then summed probability, then PA), else ``"no_tumour_found"``
+        (also when there is no tumour slice).
     """
-    probs = _as_probs(slice_probs)
+    probs = _select(_as_probs(slice_probs), tumour)
     if len(probs) == 0:
         return NO_TUMOUR_FOUND
     if float(probs[:, _I_MALIGNANT].mean()) >= threshold:

@@ -20,8 +20,24 @@ from mrparotid.data.crops import PLANES, select_channels
 from mrparotid.data.labels import UNLABELLED
 
 
-def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None) -> dict:
-    """Predict every gland slice of a patient and apply the patient rule.
+#: Report note: ``series_mask: gland`` on a patient without a tumour mask.
+GLAND_WITHOUT_TUMOUR = ("no tumour mask: the model was trained on series zeroed outside gland ∪ tumour "
+                        "(series_mask: gland); the tumour's extent is unknown here, so the series are "
+                        "kept whole instead of blanking the tumour")
+
+#: Short column heads of the per-slice table, by class.
+SHORT = {"no_tumour": "p_none", "pleomorphic_adenoma": "p_PA", "warthin": "p_Warthin",
+         "malignant": "p_malig"}
+
+LEGEND = ("true: the slice's class from the tumour mask and the manifest diagnosis; 'tumour' = "
+          "tumour in the mask, diagnosis not given; '-' = not known (no tumour mask, or a "
+          "tumour-side slice without tumour)")
+
+
+def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
+                  hint: str = "manifest") -> dict:
+    """Predict every gland slice of a patient and apply the patient rule. ``hint``: where the
+    folder was named, ``"manifest"`` or ``"folder"`` (command line), for a missing-folder fix.
 
     Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
     (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
@@ -33,7 +49,7 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
     needed = tuple(c for c in channels if c in SERIES)
     series_mask = meta.get("series_mask", "none")
     try:
-        files = patient_files(case, require_tumour=False, series=needed)
+        files = patient_files(case, require_tumour=False, series=needed, hint=hint)
     except MissingSeriesError as err:
         raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
                               f"{','.join(channels)}", patient=case.patient_id, path=err.path,
@@ -46,7 +62,9 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
                          path=case.patient_dir, fix="add tumour.nii.gz, or use a checkpoint trained "
                          "with --data.series_mask none")
     slices = slices_of_study(study, case.diagnosis, meta["preprocess"], mode="all")
-    x = select_channels(slices.crops, channels, series_mask)
+    tumour_known = study.tumour is not None and bool(study.tumour.any())
+    x = select_channels(slices.crops, channels, series_mask, tumour_known=tumour_known,
+                        **meta.get("channel_options", {}))
     probs = predict_probs(loaded.model, x)
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
     decision = decide_patient(probs, rule_n)
@@ -67,6 +85,8 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
               "model": {"checkpoint": str(loaded.path), "channels": list(channels),
                         "config_hash": meta.get("config_hash")},
               "synthetic": bool(meta.get("synthetic", False)) or _synthetic_dir(case.patient_dir)}
+    if series_mask == "gland" and not tumour_known:
+        report["notes"] = [GLAND_WITHOUT_TUMOUR]
     if case.diagnosis:
         report["true_diagnosis"] = case.diagnosis
     return report
@@ -88,14 +108,18 @@ def format_report(report: dict) -> str:
     rule = report["rule"]
     lines.append(f"rule: > {rule.get('malignant_min_slices')} malignant slices -> malignant; "
                  f"decided by {rule.get('branch')}")
+    lines.extend(f"note: {n}" for n in report.get("notes", []))
     with_truth = any("true" in s or "tumour_in_mask" in s for s in report["slices"])
-    truth_head = f"{'true (from masks)':<20} " if with_truth else ""
+    truth_head = f"{'true':<20} " if with_truth else ""
     lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} {truth_head}"
-                 + " ".join(f"{'p_' + c[:6]:>8}" for c in CLASSES))
+                 + " ".join(f"{SHORT[c]:>9}" for c in CLASSES))
     for s in report["slices"]:
         known = s.get("true") or ("tumour" if s.get("tumour_in_mask") else "-")
         truth = f"{known:<20} " if with_truth else ""
         lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} {truth}"
-                     + " ".join(f"{s['probs'][c]:>8.3f}" for c in CLASSES))
+                     + " ".join(f"{s['probs'][c]:>9.3f}" for c in CLASSES))
+    lines.append("p_*: probability of no tumour, pleomorphic adenoma (PA), Warthin tumour, malignant")
+    if with_truth:
+        lines.append(LEGEND)
     lines.append("research software, not a medical device")
     return "\n".join(lines)

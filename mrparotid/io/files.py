@@ -94,12 +94,19 @@ def role_of(path: Path) -> str | None:
     return None
 
 
+#: Fix for a missing patient folder, by where the folder was named (``hint``).
+MISSING_FOLDER_FIX = {"manifest": "check patient_dir in the manifest (relative to the manifest file)",
+                      "folder": "check the folder path"}
+
+
 def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
-                       require_tumour: bool = False,
-                       series: tuple[str, ...] = SERIES_ROLES) -> PatientFiles:
+                       require_tumour: bool = False, series: tuple[str, ...] = SERIES_ROLES,
+                       hint: str = "manifest") -> PatientFiles:
     """Find the series and masks in ``patient_dir`` by name.
 
     ``series`` lists the series that must be present (T1, the reference grid, always is).
+    ``hint`` says where the folder was named: ``"manifest"`` (a manifest's patient_dir) or
+    ``"folder"`` (a path on the command line); it picks the fix of a missing-folder error.
 
     Raises
     ------
@@ -111,7 +118,7 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
     pid = patient_id or patient_dir.name
     if not patient_dir.is_dir():
         raise InputError("patient folder not found", patient=pid, path=patient_dir,
-                         fix="check patient_dir in the manifest (relative to the manifest file)")
+                         fix=MISSING_FOLDER_FIX[hint])
     entries = sorted(patient_dir.iterdir())
     if not entries:
         raise InputError("patient folder is empty", patient=pid, path=patient_dir,

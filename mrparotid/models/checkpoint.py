@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from mrparotid import __version__
-from mrparotid.config import config_hash, preprocess_config
+from mrparotid.config import channel_options, config_hash, preprocess_config
 from mrparotid.constants import CLASSES
 from mrparotid.errors import CheckpointError
 from mrparotid.models.factory import build_classifier
@@ -25,6 +25,7 @@ def checkpoint_meta(cfg: dict, synthetic: bool, split: dict | None = None) -> di
             "series_mask": cfg["data"]["series_mask"], "model": dict(cfg["model"]),
             "preprocess": preprocess_config(cfg), "rule": dict(cfg["rule"]),
             "classes": list(CLASSES), "config_hash": config_hash(cfg), "synthetic": synthetic}
+    meta["channel_options"] = channel_options(cfg["data"])   # e.g. gland_channel
     if split is not None:
         meta["split"] = split
     return meta
@@ -55,16 +56,21 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     if not path.is_file():
         raise CheckpointError("checkpoint not found", path=path,
                               fix="pass --checkpoint RUN_DIR/checkpoints/best.ckpt from 'mrparotid fit'")
+    fix = "pass --checkpoint RUN_DIR/checkpoints/best.ckpt written by 'mrparotid fit'"
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):   # zip or legacy pickle
+        raise CheckpointError("not an mrparotid checkpoint: torch cannot load it (not a PyTorch "
+                              f"file; it starts with {head!r})", path=path, fix=fix)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign/corrupt files
-        reason = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot load the checkpoint safely ({reason})", path=path,
-                              fix="use a checkpoint written by 'mrparotid fit'") from None
+        raise CheckpointError(f"not an mrparotid checkpoint: torch cannot load it safely "
+                              f"({type(exc).__name__}; a damaged file, or one that holds more than "
+                              "weights)", path=path, fix=fix) from None
     meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError("not an mrparotid checkpoint", path=path,
-                              fix="use RUN_DIR/checkpoints/best.ckpt written by 'mrparotid fit'")
+        raise CheckpointError("not an mrparotid checkpoint", path=path, fix=fix)
     model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False)
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:

@@ -25,8 +25,9 @@ NUM_CLASSES = len(CLASSES)
 def lr_factor(epoch: int, optim_cfg: dict, max_epochs: int) -> float:
     """Multiplier of the base learning rate at ``epoch`` (0-based).
 
-    ``paper``: 1 for ``hold_epochs``, then × ``gamma`` every ``step_epochs`` (Xia et al.: 600, 100,
-    0.8). ``cosine``: linear warm-up over ``warmup_epochs``, then cosine decay to 0 at
+    ``cosine`` and ``paper`` start with a linear warm-up over ``warmup_epochs``. ``paper``: 1 until
+    ``hold_epochs``, then × ``gamma`` every ``step_epochs`` (Xia et al.: 600, 100,
+    0.8). ``cosine``: after the warm-up, cosine decay to 0 at
     ``max_epochs``. ``none``: constant.
 
     >>> lr_factor(599, {"scheduler": "paper", "hold_epochs": 600, "step_epochs": 100, "gamma": 0.8}, 1200)
@@ -35,13 +36,13 @@ def lr_factor(epoch: int, optim_cfg: dict, max_epochs: int) -> float:
     0.64
     """
     kind = optim_cfg["scheduler"]
+    warm = int(optim_cfg.get("warmup_epochs", 0)) if kind != "none" else 0
+    if epoch < warm:
+        return (epoch + 1) / (warm + 1)
     if kind == "paper":
         hold, step = int(optim_cfg["hold_epochs"]), int(optim_cfg["step_epochs"])
         return 1.0 if epoch < hold else float(optim_cfg["gamma"]) ** ((epoch - hold) // step + 1)
     if kind == "cosine":
-        warm = int(optim_cfg.get("warmup_epochs", 0))
-        if epoch < warm:
-            return (epoch + 1) / (warm + 1)
         span = max(1, max_epochs - warm)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (epoch - warm) / span)))
     return 1.0

@@ -8,6 +8,7 @@ import time
 from itertools import combinations
 from pathlib import Path
 
+from mrparotid.config import check_trainer_args
 from mrparotid.constants import CHANNELS, SERIES
 from mrparotid.data.splits import cohort_split
 from mrparotid.errors import ManifestError
@@ -25,6 +26,7 @@ SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in comb
 def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
            out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> dict:
     """Train and test one model per channel set on the same split; compare them."""
+    check_trainer_args(cfg["trainer"])    # before any work: a bad trainer value fails at once
     manifest_path, prepared = prepared_cohort(cfg, manifest, progress=progress)
     mf = prepared.manifest
     splits = cohort_split(prepared.ok_cases(), cfg["data"])

@@ -18,27 +18,38 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     """Grouped (by patient), diagnosis-stratified K-fold: per-fold and pooled out-of-fold metrics."""
     import pandas as pd
 
+    from mrparotid.config import check_trainer_args
     from mrparotid.evaluation.evaluate import evaluate_predictions
     from mrparotid.evaluation.metrics import summarise_folds
-    from mrparotid.evaluation.predictions import read_predictions, write_predictions
+    from mrparotid.evaluation.predictions import pool_predictions, read_predictions, write_predictions
 
+    check_trainer_args(cfg["trainer"])   # a bad override fails before any work
     manifest_path, prepared = prepared_cohort(cfg, manifest, progress=progress)
     mf = prepared.manifest
     folds = patient_folds(prepared.ok_cases(), k, seed=int(cfg["data"]["split_seed"]),
                           val_fraction=float(cfg["data"]["val_fraction"]))
     out_root = Path(out_dir) if out_dir else Path("runs") / ("cv-" + time.strftime("%Y%m%d-%H%M%S"))
-    fold_summaries, pooled = [], []
+    fold_summaries, pooled, pooled_val = [], [], {}
     for i, splits in enumerate(folds):
         s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
                 progress=progress, evaluate=True, overwrite=overwrite)
         fold_summaries.append(s)
         pooled.append(read_predictions(out_root / f"fold{i + 1}" / "predictions_test.csv"))
-    write_predictions(pd.concat(pooled, ignore_index=True), out_root / "predictions_oof.csv")
+        val = out_root / f"fold{i + 1}" / "predictions_val.csv"
+        if val.exists():                                  # each fold chose its threshold on it
+            pooled_val[f"fold{i + 1}"] = read_predictions(val)
+    write_predictions(pd.concat(pooled, ignore_index=True), out_root / "predictions_oof.csv",
+                      synthetic=mf.synthetic)
+    val_oof = None
+    if pooled_val:      # the pooled soft-vote threshold is chosen on every fold's validation patients
+        val_oof = write_predictions(pool_predictions(pooled_val), out_root / "predictions_val_pooled.csv",
+                                    synthetic=mf.synthetic)
     result = {"k": k, "folds": [s.get("test") for s in fold_summaries], "synthetic": mf.synthetic}
     fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json")
                                .read_text(encoding="utf-8")) for i in range(k)]
     result["fold_summary"] = summarise_folds(fold_metrics)
     evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
+                         val_preds=val_oof, val_source=f"validation patients of the {len(pooled_val)} folds",
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
     result["pooled_report"] = str(out_root / "pooled" / "report.md")

@@ -6,6 +6,7 @@ The run folder's layout is described in :mod:`mrparotid.training.run_dir`.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from mrparotid import __version__
@@ -22,7 +23,6 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
         evaluate: bool = True, overwrite: bool = False) -> dict:
     """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``."""
     import pytorch_lightning as pl
-    import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
@@ -36,9 +36,12 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     mf = read_manifest(manifest_path, check_dirs=False)
     run_dir = resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if not is_worker():   # a failed or replaced run's checkpoints must not pass for this run's
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        (run_dir / "summary.json").unlink(missing_ok=True)
     resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
     dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
-    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+    seed_run(cfg)
 
     dm = ParotidDataModule(cfg, mf, splits=splits, progress=progress)
     dm.prepare_data()
@@ -48,32 +51,36 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     module = SliceClassifier(cfg["model"], cfg["optim"], list(dm.channels),
                              int(cfg["trainer"]["max_epochs"]), weights,
                              checkpoint_meta(cfg, mf.synthetic, split))
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
-                           mode="max", save_last=True, auto_insert_metric_name=False)
-    trainer_args = dict(cfg["trainer"])
-    if trainer_args.get("sync_batchnorm") and (trainer_args.get("accelerator") == "cpu"
-                                               or not torch.cuda.is_available()):
-        trainer_args["sync_batchnorm"] = False  # SyncBatchNorm needs CUDA; plain BN per process
-    trainer = pl.Trainer(**trainer_args, callbacks=[ckpt], default_root_dir=run_dir,
+    has_val = dm.has_val()
+    if not has_val and not is_worker():
+        print("no validation patients: best.ckpt cannot be chosen, so the model is "
+              "checkpoints/last.ckpt (summary.json records it)")
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
+                           monitor="val/acc" if has_val else None, mode="max", save_last=True,
+                           save_top_k=1 if has_val else 0, auto_insert_metric_name=False)
+    trainer = pl.Trainer(**trainer_kwargs(cfg, has_val), callbacks=[ckpt], default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
                          enable_progress_bar=progress, enable_model_summary=False)
     trainer.fit(module, datamodule=dm)
     has_test = len(dm.data.get("test", [])) > 0
     if has_test:
-        trainer.test(module, datamodule=dm, ckpt_path="best", verbose=False)
+        trainer.test(module, datamodule=dm, ckpt_path="best" if has_val else "last", verbose=False)
     if not trainer.is_global_zero:
         return {}
 
-    best = Path(ckpt.best_model_path) if ckpt.best_model_path else run_dir / "checkpoints" / "last.ckpt"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    best = Path(ckpt.best_model_path) if has_val and ckpt.best_model_path else last
     loaded = load_checkpoint(best)
     summary = {"run_dir": str(run_dir), "manifest": str(manifest_path), "synthetic": mf.synthetic,
                "channels": list(dm.channels), "best_checkpoint": str(best),
+               "model_checkpoint": "best (highest val/acc)" if has_val else
+               "last (no validation patients, so no best.ckpt)",
                "epochs": int(trainer.current_epoch), "splits": {k: sorted(v) for k, v in dm.splits.items()}}
     rule_n = int(cfg["rule"]["malignant_min_slices"])
     for split in ("val", "test"):
         rows = write_split_predictions(loaded.model, dm.data.get(split),
                                        run_dir / f"predictions_{split}.csv",
-                                       batch_size=int(cfg["data"]["batch_size"]))
+                                       batch_size=int(cfg["data"]["batch_size"]), synthetic=mf.synthetic)
         if rows is not None:
             summary[split] = quick_metrics(rows, rule_n)
     if evaluate and has_test:
@@ -82,7 +89,30 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     return summary
 
 
-def write_split_predictions(model, data, path: Path, *, batch_size: int = 64) -> list[dict] | None:
+def seed_run(cfg: dict) -> None:
+    """Seed Python, NumPy and torch (and dataloader workers) with ``cfg["seed"]``."""
+    import pytorch_lightning as pl
+
+    pl.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
+
+
+def trainer_kwargs(cfg: dict, has_val: bool = True, *, cuda: bool | None = None) -> dict:
+    """The ``pytorch_lightning.Trainer`` arguments of a run: ``cfg["trainer"]``, with
+    SyncBatchNorm off without CUDA (``cuda``: None asks torch), and no validation loop without
+    validation patients."""
+    import torch
+
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    args = dict(cfg["trainer"])
+    if args.get("sync_batchnorm") and (args.get("accelerator") == "cpu" or not cuda):
+        args["sync_batchnorm"] = False  # SyncBatchNorm needs CUDA; plain BN per process
+    if not has_val:
+        args.update(limit_val_batches=0, num_sanity_val_steps=0)
+    return args
+
+
+def write_split_predictions(model, data, path: Path, *, batch_size: int = 64,
+                            synthetic: bool = False) -> list[dict] | None:
     """Predict one split's slices (GPU if present) and write them as a predictions CSV.
 
     Returns the rows, or None (and writes nothing) when the split is empty.
@@ -94,7 +124,7 @@ def write_split_predictions(model, data, path: Path, *, batch_size: int = 64) ->
         return None
     rows = prediction_records(data, predict_probs(model, data.x, batch_size=batch_size,
                                                   device=default_device()))
-    write_predictions(rows, path)
+    write_predictions(rows, path, synthetic=synthetic)
     return rows
 
 
@@ -130,30 +160,49 @@ def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
 
 def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, *,
                   progress: bool = True) -> dict:
-    """Run a checkpoint over one split of a cohort (and val, for the soft-vote threshold);
-    write ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
-    checkpoint; the split from ``cfg`` (manifest column or the seeded patient split)."""
-    from mrparotid.data.datamodule import ParotidDataModule
+    """Run a checkpoint over one split of its run (and val, for the soft-vote threshold); write
+    ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
+    checkpoint, and so does the split: exactly the run's patients, never recomputed
+    (:func:`mrparotid.data.splits.saved_split` refuses when the manifest no longer fits it)."""
+    from dataclasses import replace
+
+    from mrparotid.data.cache import prepare_cohort
+    from mrparotid.config import channel_options
+    from mrparotid.data.datamodule import load_split
+    from mrparotid.data.splits import saved_split, split_record
     from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
     run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(loaded.channels),
-                                  series_mask=meta.get("series_mask", "none"), **meta["preprocess"]))
+                                  series_mask=meta.get("series_mask", "none"), **meta["preprocess"],
+                                  **meta.get("channel_options", {})))
     mf = read_manifest(run_cfg["data"]["manifest"], check_dirs=False)
-    dm = ParotidDataModule(run_cfg, mf, progress=progress)
-    dm.prepare_data()
-    dm.setup("test")
+    wanted = [split] if split == "val" else [split, "val"]
+    splits = saved_split(meta.get("split"), mf.cases, wanted, source=loaded.path, manifest=mf.path)
+    if split_record(splits, mf.cases)["manifest_rows_hash"] != meta["split"].get("manifest_rows_hash"):
+        print(f"note: manifest rows of the run's patients changed since the run (patient folders or "
+              f"centres; diagnoses and splits are unchanged): {mf.path}")
+    needed = {p for name in wanted for p in splits.get(name, [])}
+    prepared = prepare_cohort(replace(mf, cases=tuple(c for c in mf.cases if c.patient_id in needed)),
+                              run_cfg, skip_bad=True, progress=progress)
+    failed = sorted(needed - set(prepared.entries))
+    if failed:
+        raise ManifestError(f"the run's {'/'.join(wanted)} patient(s) {', '.join(failed)} did not prepare "
+                            f"({'; '.join(str(e) for e in prepared.bad)})", path=mf.path,
+                            fix="fix those patients; the run can only be scored on all its test patients")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"rule_n": int(meta.get("rule", {}).get("malignant_min_slices", 2)),
              "synthetic": mf.synthetic or bool(meta.get("synthetic"))}
-    for name, key in ((split, "preds"), ("val", "val")):
-        if key == "val" and split == "val":
-            continue
-        if write_split_predictions(loaded.model, dm.data.get(name), out_dir / f"predictions_{name}.csv"):
+    d = run_cfg["data"]
+    for name, key in zip(wanted, ("preds", "val")):
+        data = load_split(prepared, splits.get(name, []), list(loaded.channels), d["series_mask"],
+                          **channel_options(d))
+        if write_split_predictions(loaded.model, data, out_dir / f"predictions_{name}.csv",
+                                   synthetic=paths["synthetic"]):
             paths[key] = out_dir / f"predictions_{name}.csv"
     if "preds" not in paths:
-        raise ManifestError(f"the {split} split has no patients", path=mf.path,
-                            fix="choose another --split or mark rows in the manifest's split column")
+        raise ManifestError(f"the run has no {split} patients", path=mf.path,
+                            fix="choose another --split, or re-run fit with test patients")
     return paths

@@ -53,9 +53,10 @@ def resolve_run_dir(out_dir: str | Path | None, trainer_cfg: dict, *, overwrite:
     """``out_dir``, else ``runs/<timestamp>``.
 
     A run in several processes (DDP) needs ``out_dir``: every process re-runs the command and must
-    find the same folder. A folder that already holds a run (``config.yaml``) is refused unless
-    ``overwrite``, so a finished run is never silently replaced; DDP worker processes (rank > 0)
-    join the folder that rank 0 made.
+    find the same folder. A folder that already holds a finished run (``summary.json``, written
+    last) is refused unless ``overwrite``, so a finished run is never silently replaced, while a
+    run that failed part-way never blocks its rerun; DDP worker processes (rank > 0) join the
+    folder that rank 0 made.
     """
     if out_dir is None:
         if process_count(trainer_cfg) != 1:
@@ -63,10 +64,15 @@ def resolve_run_dir(out_dir: str | Path | None, trainer_cfg: dict, *, overwrite:
                               fix="pass --out RUN_DIR (on a filesystem every process can reach)")
         out_dir = Path("runs") / time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir)
-    if not is_worker() and not overwrite and (run_dir / "config.yaml").exists():
+    if not is_worker() and not overwrite and holds_run(run_dir):
         raise ConfigError("this folder already holds a run", path=run_dir,
                           fix="choose another --out, or pass --overwrite to replace it")
     return run_dir
+
+
+def holds_run(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a finished run (fit writes ``summary.json`` last)."""
+    return (Path(run_dir) / "summary.json").is_file()
 
 
 def is_worker() -> bool:

@@ -13,7 +13,6 @@ from mrparotid.data.cache import load_slices
 from mrparotid.config import load_config
 from mrparotid.data.datamodule import ParotidDataModule
 from mrparotid.errors import ManifestError
-from mrparotid.io.manifest import read_manifest
 from mrparotid.data.crops import PLANES
 
 DIAGNOSES = ("pleomorphic_adenoma", "warthin", "malignant")
@@ -44,13 +43,10 @@ def ids_of(dm) -> dict[str, set]:
     return {split: set(data.patient_id.tolist()) for split, data in dm.data.items()}
 
 
-def test_split_is_seeded_stratified_and_disjoint(cohort):
+def test_split_is_seeded_and_disjoint(cohort):
     a, b = make_dm(cohort), make_dm(cohort)
     assert a.splits == b.splits and ids_of(a) == ids_of(b)
-    assert {k: len(v) for k, v in a.splits.items()} == {"train": 3, "val": 3, "test": 3}
-    diagnosis = {c.patient_id: c.diagnosis for c in read_manifest(cohort).cases}
-    for split, ids in a.splits.items():
-        assert sorted(diagnosis[p] for p in ids) == sorted(DIAGNOSES), split     # one of each
+    assert all(a.splits.values())                     # 9 patients at 0.34 / 0.5: every split used
     seen = [p for ids in a.splits.values() for p in ids]
     assert len(seen) == len(set(seen)) == 9
     other = make_dm(cohort, "--data.split_seed", "3")
@@ -143,6 +139,6 @@ def test_loaders_and_class_counts(cohort):
     assert counts.shape == (4,) and counts.sum() == len(dm.data["train"]) and counts[0] > 0
     assert sum(len(b[1]) for b in dm.test_dataloader()) == len(dm.data["test"])
     assert sum(len(b[1]) for b in dm.val_dataloader()) == len(dm.data["val"])
-    # no validation patients: validate on the training slices rather than on nothing
+    # no validation patients: no validation slices, never the training slices
     dm2 = make_dm(cohort, splits={"train": ["P00", "P01", "P02"], "val": [], "test": ["P03"]})
-    assert sum(len(b[1]) for b in dm2.val_dataloader()) == len(dm2.data["train"])
+    assert not dm2.has_val() and len(dm2.val_dataloader()) == 0

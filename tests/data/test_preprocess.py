@@ -296,6 +296,33 @@ def test_series_mask_zeroes_outside_the_mask():
     assert (gland[:, :3, 0, 3] > 0).all() and (gland[:, :3, 1:, 2:] == 0).all()
 
 
+def test_gland_channel_t1_is_the_t1_inside_the_gland():
+    crops = planes_stack()
+    x = select_channels(crops, ("T2", "mask"), "tumour", "t1")
+    np.testing.assert_array_equal(x[:, 1, :, :2], 10)          # T1 where the gland is
+    np.testing.assert_array_equal(x[:, 1, :, 2:], 0)           # 0 outside the gland contour
+    np.testing.assert_array_equal(select_channels(crops, ("mask",))[:, 0],
+                                  crops[:, PLANES.index("gland")])   # default: the binary mask
+    with pytest.raises(ConfigError, match="data.gland_channel is 'T2'"):
+        select_channels(crops, ("mask",), "none", "T2")
+
+
+def test_gland_series_mask_without_a_known_tumour_keeps_the_series_whole():
+    crops = planes_stack()
+    x = select_channels(crops, ("T1", "CE-T1", "T2", "mask"), "gland", tumour_known=False)
+    np.testing.assert_array_equal(x[:, :3], crops[:, :3])
+
+
+def test_a_slice_gets_the_same_bytes_in_train_and_all_modes():
+    study = make_study(tumour_side="L")
+    train = patient_slices(study, "warthin", image_size=32)
+    every = patient_slices(study, "warthin", image_size=32, mode="all")
+    assert len(every) > len(train)                          # the tumour side's other slices too
+    where = {(s, k): i for i, (s, k) in enumerate(zip(every.sides, every.slice_index))}
+    for i, (s, k) in enumerate(zip(train.sides, train.slice_index)):
+        np.testing.assert_array_equal(train.crops[i], every.crops[where[(s, k)]], err_msg=f"{s}{k}")
+
+
 # --- normalisation ---------------------------------------------------------------------------
 
 def test_normalise_percentiles_maps_to_unit_interval():

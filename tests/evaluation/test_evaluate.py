@@ -1,4 +1,5 @@
-"""Tests for mrparotid.evaluation.evaluate on a hand-written predictions CSV with known answers."""
+"""Tests for mrparotid.evaluation.evaluate on a hand-written predictions CSV with known answers
+(``toy_csv`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -13,29 +14,8 @@ from scipy.stats import norm
 from mrparotid.constants import CLASSES
 from mrparotid.evaluation import evaluate as ev
 from mrparotid.evaluation import metrics, predictions
+from mrparotid.evaluation.bootstrap import bootstrap_accuracy, bootstrap_micro_auc
 from mrparotid.errors import InputError
-
-# 4 patients, 17 slices. P3 has a second (tumour-free) side; P4 has no tumour slice (excluded).
-CSV = """\
-patient_id,side,index,true,pred,p_no_tumour,p_pleomorphic_adenoma,p_warthin,p_malignant
-P1,L,0,no_tumour,no_tumour,0.85,0.05,0.05,0.05
-P1,L,1,malignant,malignant,0.05,0.10,0.05,0.80
-P1,L,2,malignant,malignant,0.05,0.15,0.10,0.70
-P1,L,3,malignant,malignant,0.10,0.10,0.20,0.60
-P1,L,4,malignant,pleomorphic_adenoma,0.05,0.50,0.05,0.40
-P2,R,0,no_tumour,no_tumour,0.90,0.04,0.03,0.03
-P2,R,1,pleomorphic_adenoma,pleomorphic_adenoma,0.05,0.75,0.15,0.05
-P2,R,2,pleomorphic_adenoma,pleomorphic_adenoma,0.05,0.60,0.30,0.05
-P2,R,3,pleomorphic_adenoma,warthin,0.05,0.35,0.55,0.05
-P2,R,4,pleomorphic_adenoma,malignant,0.05,0.30,0.10,0.55
-P3,L,0,warthin,warthin,0.05,0.20,0.70,0.05
-P3,L,1,warthin,pleomorphic_adenoma,0.05,0.50,0.40,0.05
-P3,L,2,warthin,pleomorphic_adenoma,0.05,0.45,0.40,0.10
-P3,L,3,warthin,malignant,0.05,0.20,0.25,0.50
-P3,R,0,no_tumour,no_tumour,0.80,0.05,0.10,0.05
-P4,R,0,no_tumour,no_tumour,0.70,0.10,0.10,0.10
-P4,R,1,no_tumour,warthin,0.30,0.10,0.50,0.10
-"""
 
 # rows true, columns predicted: no_tumour, PA, Warthin, malignant
 CONFUSION = [[4, 0, 1, 0], [0, 2, 1, 1], [0, 2, 1, 1], [0, 1, 0, 3]]
@@ -61,16 +41,9 @@ def r3(rate: dict) -> tuple:
     return round(rate["estimate"], 3), round(rate["lo"], 3), round(rate["hi"], 3)
 
 
-@pytest.fixture()
-def csv_path(tmp_path):
-    path = tmp_path / "preds.csv"
-    path.write_text(CSV, encoding="utf-8")
-    return path
-
-
-@pytest.fixture()
-def decide():
-    return pytest.importorskip("mrparotid.inference.decide", reason="mrparotid.inference.decide not written yet")
+def indep(rate: dict) -> dict:
+    """The independent-slices (Wilson) interval kept beside the clustered one."""
+    return {"estimate": rate["estimate"], **rate["independent"]}
 
 
 def test_read_write_roundtrip(csv_path, tmp_path):
@@ -86,27 +59,36 @@ def test_slice_metrics_known_counts(csv_path):
     assert sm["confusion"] == CONFUSION
     acc = sm["accuracy"]
     assert (acc["k"], acc["n"]) == (10, 17)
-    assert r3(acc) == tuple(round(v, 3) for v in wilson(10, 17))
-    assert r3(acc) == (0.588, 0.360, 0.784)
+    # primary CI: patient-clustered bootstrap (B=2000, seed 0); Wilson kept beside it
+    df = predictions.read_predictions(csv_path)
+    boot = bootstrap_accuracy(df["patient_id"].to_numpy(), df["true"].to_numpy(), df["pred"].to_numpy())
+    assert acc["method"] == "patient_bootstrap" and (acc["lo"], acc["hi"]) == (boot["lo"], boot["hi"])
+    assert acc["independent"]["note"] == "assumes independent slices"
+    assert r3(indep(acc)) == tuple(round(v, 3) for v in wilson(10, 17))
+    assert r3(indep(acc)) == (0.588, 0.360, 0.784)
     for name, ((ak, an), (sk, sn), (pk, pn)) in VIEWS.items():
         v = sm["binary_views"][name]
         assert (v["accuracy"]["k"], v["accuracy"]["n"]) == (ak, an)
         assert (v["sensitivity"]["k"], v["sensitivity"]["n"]) == (sk, sn)
         assert (v["specificity"]["k"], v["specificity"]["n"]) == (pk, pn)
-        assert r3(v["accuracy"]) == tuple(round(x, 3) for x in wilson(ak, an))
-        assert r3(v["sensitivity"]) == tuple(round(x, 3) for x in wilson(sk, sn, cc=True))
-        assert r3(v["specificity"]) == tuple(round(x, 3) for x in wilson(pk, pn, cc=True))
+        assert r3(indep(v["accuracy"])) == tuple(round(x, 3) for x in wilson(ak, an))
+        assert r3(indep(v["sensitivity"])) == tuple(round(x, 3) for x in wilson(sk, sn, cc=True))
+        assert r3(indep(v["specificity"])) == tuple(round(x, 3) for x in wilson(pk, pn, cc=True))
+        assert all(v[m]["method"] == "patient_bootstrap" for m in ("accuracy", "sensitivity", "specificity"))
     assert sm["binary_views"]["benign_vs_malignant"]["positive"] == "malignant"
-    assert r3(sm["binary_views"]["benign_vs_malignant"]["accuracy"]) == (0.750, 0.468, 0.911)
+    assert r3(indep(sm["binary_views"]["benign_vs_malignant"]["accuracy"])) == (0.750, 0.468, 0.911)
     # AUCs are the DeLong/Mann-Whitney values of the probability columns
     from mrparotid.evaluation.stats import roc_auc
     df = predictions.read_predictions(csv_path)
     y = df["true"].map(CLASSES.index).to_numpy()
     assert sm["auc"]["per_class"]["malignant"]["auc"] == pytest.approx(roc_auc(y == 3, df["p_malignant"]))
-    assert 0.5 < sm["auc"]["micro"]["auc"] <= 1
+    micro = sm["auc"]["micro"]
+    assert 0.5 < micro["auc"] <= 1 and micro["delong"]["note"] == "assumes independent slices"
+    boot = bootstrap_micro_auc(df["patient_id"].to_numpy(), y, df[list(predictions.PROB_COLUMNS)].to_numpy())
+    assert (micro["lo"], micro["hi"]) == (boot["lo"], boot["hi"]) and micro["method"] == "patient_bootstrap"
 
 
-def test_patient_level_rule(csv_path, decide):
+def test_patient_level_rule(csv_path):
     pm, table = metrics.patient_metrics(predictions.read_predictions(csv_path))
     assert pm["excluded_no_tumour_only"] == ["P4"] and pm["n_patients"] == 3
     rule = pm["rule"]
@@ -127,22 +109,25 @@ def test_patient_level_rule(csv_path, decide):
     assert strict["rule"]["table5"]["malignant"]["correct"] == 0
 
 
-def test_soft_vote_threshold(csv_path, decide):
+def test_soft_vote_threshold(csv_path):
     df = predictions.read_predictions(csv_path)
     pm, table = metrics.patient_metrics(df)
     assert pm["soft_vote"]["threshold"] == 0.5
+    assert "NOT chosen on validation" in pm["soft_vote"]["threshold_source"]
+    # means over the tumour slices only (P3's tumour-free right side does not vote)
     assert table.set_index("patient_id")["mean_p_malignant"].to_dict() == pytest.approx(
-        {"P1": 0.51, "P2": 0.146, "P3": 0.15})
+        {"P1": 0.625, "P2": 0.175, "P3": 0.175})
+    assert list(table["n_tumour_slices"]) == [4, 4, 4]
     assert list(table["soft_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
     th, source = metrics.choose_soft_threshold(df)
-    assert th == pytest.approx((0.15 + 0.51) / 2) and "validation" in source
+    assert th == pytest.approx((0.175 + 0.625) / 2) and "validation" in source
     pm_val, _ = metrics.patient_metrics(df, val_preds=df)
-    assert pm_val["soft_vote"]["threshold"] == pytest.approx(0.33)
+    assert pm_val["soft_vote"]["threshold"] == pytest.approx(0.4)
     only_benign = df[df["patient_id"] != "P1"]
     assert metrics.choose_soft_threshold(only_benign)[0] == 0.5
 
 
-def test_evaluate_writes_everything(csv_path, tmp_path, decide):
+def test_evaluate_writes_everything(csv_path, tmp_path):
     out = tmp_path / "eval"
     m = ev.evaluate_predictions(csv_path, out, val_preds=csv_path, synthetic=True, title="toy")
     for name in ("metrics.json", "confusion.csv", "slice_metrics.csv", "patients.csv",
@@ -164,7 +149,7 @@ def test_evaluate_writes_everything(csv_path, tmp_path, decide):
     assert "SYNTHETIC" not in (tmp_path / "plain" / "report.md").read_text(encoding="utf-8") and plain["synthetic"] is False
 
 
-def test_summarise_folds(csv_path, tmp_path, decide):
+def test_summarise_folds(csv_path, tmp_path):
     m = ev.evaluate_predictions(csv_path, tmp_path / "f1")
     m2 = json.loads(json.dumps(m, default=str))
     m2["slice"]["accuracy"]["estimate"] = 0.8
@@ -187,7 +172,8 @@ def _bad(tmp_path, text):
     return msg
 
 
-def test_bad_csv(tmp_path):
+def test_bad_csv(tmp_path, toy_csv):
+    CSV = toy_csv
     lines = CSV.splitlines()
     assert "missing column(s) p_malignant" in _bad(tmp_path, CSV.replace(",p_malignant", ""))
     assert "line 3" in _bad(tmp_path, CSV.replace("P1,L,1,malignant", "P1,L,1,cancer"))
@@ -204,7 +190,7 @@ def test_bad_csv(tmp_path):
         predictions.read_predictions(tmp_path / "absent.csv")
 
 
-def test_two_tumour_classes_in_one_patient(csv_path, decide):
+def test_two_tumour_classes_in_one_patient(csv_path):
     df = predictions.read_predictions(csv_path)
     df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), ["true", "pred"]] = "malignant"
     df.loc[(df["patient_id"] == "P3") & (df["side"] == "R"), "p_malignant"] = 0.9
@@ -226,7 +212,16 @@ def test_ablation_table(csv_path, tmp_path):
     assert t.loc["T1", "accuracy"] == pytest.approx(5 / 17) and t.loc["T1", "micro_auc"] == 0.5
     assert t.loc["all", "accuracy"] == pytest.approx(10 / 17)
     assert math.isnan(t.loc["all", "p_vs_reference"]) and t.loc["copy", "p_vs_reference"] == 1.0
-    assert 0 < t.loc["T1", "p_vs_reference"] < 0.05
+    # primary: paired patient bootstrap of the micro-AUC difference; DeLong (independent slices) beside it
+    assert 0 <= t.loc["T1", "p_vs_reference"] < 0.05 and 0 < t.loc["T1", "p_delong"] < 0.05
+    assert t.loc["T1", "auc_diff"] == pytest.approx(0.5 - t.loc["all", "micro_auc"])
+    assert t.loc["T1", "auc_diff_lo"] <= t.loc["T1", "auc_diff"] <= t.loc["T1", "auc_diff_hi"] < 0
+    assert t.loc["copy", "auc_diff"] == 0 and t.loc["copy", "acc_diff"] == 0
+    assert t.loc["all", "auc_lo"] <= t.loc["all", "micro_auc"] <= t.loc["all", "auc_hi"]
+    assert {"acc_wilson_lo", "auc_delong_lo", "n_patients", "acc_p"} <= set(table.columns)
+    md = (tmp_path / "abl" / "ablation.md").read_text(encoding="utf-8")
+    assert "patient-clustered percentile bootstrap" in md and "B=2000, seed 0" in md
+    assert "assumes independent slices" in md and "< 0.001" in md
     assert t.loc["all", "channels"] == "T1,CE-T1,T2,mask"
     for name in ("ablation.csv", "ablation.md", "ablation.png"):
         assert (tmp_path / "abl" / name).stat().st_size > 0
@@ -238,8 +233,8 @@ def test_ablation_table(csv_path, tmp_path):
         ev.ablation_table(results, "missing", tmp_path / "abl3")
 
 
-def test_rows_without_a_true_class_are_left_out_and_counted(csv_path, tmp_path, decide):
-    lines = CSV.splitlines()
+def test_rows_without_a_true_class_are_left_out_and_counted(tmp_path, toy_csv):
+    lines = toy_csv.splitlines()
     unknown = "P5,L,0,,malignant,0.05,0.05,0.05,0.85"            # e.g. diagnose --csv, no tumour mask
     path = tmp_path / "mixed.csv"
     path.write_text("\n".join(lines[:3] + [unknown] + lines[3:]) + "\n", encoding="utf-8")

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
-from mrparotid.inference.decide import BRANCHES, count_slices, decide_patient, soft_vote
+from mrparotid.inference.decide import (BRANCHES, count_slices, decide_patient, soft_vote,
+                                        tumour_mean_malignant)
 
 NT, PA, W, M = range(4)
 PA_NAME = "pleomorphic_adenoma"
@@ -124,12 +125,20 @@ def test_bad_threshold_raises():
         decide_patient(probs_for([PA]), malignant_min_slices=-1)
 
 
-def test_soft_vote():
-    p = probs_for(labels_from(n_m=1, n_pa=3))
-    p_mean = p[:, 3].mean()
-    assert soft_vote(p, threshold=p_mean) == "malignant"
-    assert soft_vote(p, threshold=p_mean + 1e-6) == PA_NAME
-    assert soft_vote(probs_for([NT, NT, M]), threshold=0.99) == NO_TUMOUR_FOUND
+def test_soft_vote_worked_examples():
+    tumour = [[0.05, 0.25, 0.0, 0.70], [0.05, 0.35, 0.0, 0.60], [0.05, 0.54, 0.0, 0.41]]   # mean 0.57
+    contra = [[0.92, 0.03, 0.03, 0.02]] * 6                  # the other side: no tumour
+    p, mask = np.array(tumour + contra), np.array([True] * 3 + [False] * 6)
+    assert tumour_mean_malignant(p, mask) == pytest.approx(0.57)
+    assert tumour_mean_malignant(p) == pytest.approx(0.2033, abs=1e-4)
+    assert soft_vote(p, 0.5, mask) == "malignant"           # only the tumour slices vote
+    assert soft_vote(p, 0.57, mask) == "malignant" and soft_vote(p, 0.571, mask) == PA_NAME
+    assert soft_vote(p, 0.5, ~mask) == NO_TUMOUR_FOUND       # no benign slice, low malignancy
+    assert soft_vote(p, 0.5, np.zeros(9, bool)) == NO_TUMOUR_FOUND
+    warthin = np.array([[0.1, 0.2, 0.6, 0.1], [0.1, 0.3, 0.5, 0.1]])
+    assert soft_vote(warthin, 0.5) == "warthin"
+    with pytest.raises(ValueError, match="one entry per slice"):
+        soft_vote(p, 0.5, mask[:4])
 
 
 # --- properties -------------------------------------------------------------------------------
@@ -159,22 +168,39 @@ def test_adding_malignant_slices_keeps_malignant(labels, extra, seed):
 
 @fast
 @given(labels=label_lists, seed=seeds)
-def test_rule_matches_counts(labels, seed):
+def test_counts_are_the_slice_argmaxes(labels, seed):
     d = decide_patient(probs_for(labels, seed))
-    n = np.bincount(np.asarray(labels, dtype=int), minlength=4)
-    assert d.counts == {c: int(k) for c, k in zip(CLASSES, n)}
-    assert sum(d.counts.values()) == len(labels)
-    assert d.trace["branch"] in BRANCHES
-    if n[M] > 2:
-        assert d.diagnosis == "malignant"
-    elif n[PA] > n[W]:
-        assert d.diagnosis == PA_NAME and d.trace["branch"] == "benign_majority"
-    elif n[W] > n[PA]:
-        assert d.diagnosis == "warthin" and d.trace["branch"] == "benign_majority"
-    elif n[PA] == n[W] > 0:
-        assert d.diagnosis in (PA_NAME, "warthin") and d.trace["branch"] == "benign_tie_prob_sum"
-    else:
-        assert d.diagnosis == NO_TUMOUR_FOUND
+    assert sum(d.counts.values()) == len(labels) and d.trace["branch"] in BRANCHES
+    assert [d.counts[c] for c in CLASSES] == [labels.count(i) for i in range(4)]
+
+
+@fast
+@given(n_pa=st.integers(0, 8), n_w=st.integers(0, 8), n_nt=st.integers(0, 8), seed=seeds)
+def test_monotonic_in_malignant_count(n_pa, n_w, n_nt, seed):
+    """More malignant slices (all else equal) never turn a malignant call benign; the switch to
+    malignant happens exactly at the third malignant slice, whatever the benign slices say."""
+    calls = [decide_patient(probs_for(labels_from(n_m, n_pa, n_w, n_nt), seed)).diagnosis == "malignant"
+             for n_m in range(8)]
+    assert calls == [False] * 3 + [True] * 5
+
+
+@fast
+@given(labels=label_lists, seed=seeds, threshold=st.floats(0, 1), data=st.data())
+def test_soft_vote_invariant_to_slice_order(labels, seed, threshold, data):
+    p = probs_for(labels, seed)
+    tumour = np.array(data.draw(st.lists(st.booleans(), min_size=len(labels), max_size=len(labels))), bool)
+    perm = np.array(data.draw(st.permutations(range(len(labels)))), dtype=int)
+    assert soft_vote(p, threshold, tumour) == soft_vote(p[perm], threshold, tumour[perm])
+
+
+@fast
+@given(labels=st.lists(st.integers(0, 3), min_size=1, max_size=20), seed=seeds,
+       lo=st.floats(0, 1), hi=st.floats(0, 1))
+def test_soft_vote_malignant_calls_shrink_as_threshold_rises(labels, seed, lo, hi):
+    p = probs_for(labels, seed)
+    lo, hi = min(lo, hi), max(lo, hi)
+    if soft_vote(p, hi) == "malignant":
+        assert soft_vote(p, lo) == "malignant"
 
 
 @fast

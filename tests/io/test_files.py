@@ -216,3 +216,11 @@ def test_fingerprint_of_mhd_includes_its_voxel_file(tmp_path):
     st = raw.stat()
     os.utime(raw, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))   # new voxels, same header
     assert files.fingerprint() != before
+
+
+def test_missing_folder_fix_says_where_the_folder_was_named(tmp_path):
+    with pytest.raises(InputError, match="check patient_dir in the manifest"):
+        find_patient_files(tmp_path / "P1", "P1")
+    with pytest.raises(InputError, match="check the folder path$") as err:
+        find_patient_files(tmp_path / "P1", "P1", hint="folder")
+    assert "manifest" not in str(err.value)

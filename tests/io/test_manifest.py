@@ -126,26 +126,20 @@ def cohort(n_per_class: int = 10, splits: dict[str, str] | None = None) -> list[
     return out
 
 
-def test_split_is_seeded_stratified_and_disjoint():
+def test_split_is_seeded_per_patient_and_disjoint():
     cases = cohort(10)
     a = split_patients(cases, test_fraction=0.2, val_fraction=0.25, seed=7)
     assert a == split_patients(list(reversed(cases)), test_fraction=0.2, val_fraction=0.25, seed=7)
     assert a != split_patients(cases, test_fraction=0.2, val_fraction=0.25, seed=8)
     assert sorted(sum(a.values(), [])) == sorted(c.patient_id for c in cases)
     assert_disjoint(a)
-    diagnosis = {c.patient_id: c.diagnosis for c in cases}
-    for split, per_class in (("test", 2), ("val", 2), ("train", 6)):
-        for d in ("pleomorphic_adenoma", "warthin", "malignant"):
-            assert sum(diagnosis[p] == d for p in a[split]) == per_class, (split, d)
     assert all(ids == sorted(ids) for ids in a.values())
+    assert all(a.values())                          # 30 patients at 0.2 / 0.25: every split used
 
 
-def test_split_small_classes():
-    # a class of 3 still gives one test and one val patient; a class of 2 gives none to test
-    a = split_patients(cohort(3), test_fraction=0.1, val_fraction=0.1, seed=0)
-    assert [len(a[s]) for s in ("train", "val", "test")] == [3, 3, 3]
-    b = split_patients(cohort(2), test_fraction=0.1, val_fraction=0.1, seed=0)
-    assert [len(b[s]) for s in ("train", "val", "test")] == [6, 0, 0]
+def test_split_small_cohorts_keep_a_training_patient():
+    b = split_patients(cohort(1), test_fraction=0.9, val_fraction=0.9, seed=0)
+    assert len(b["train"]) >= 1 and sum(map(len, b.values())) == 3
     c = split_patients(cohort(5), test_fraction=0.0, val_fraction=0.0, seed=0)
     assert [len(c[s]) for s in ("train", "val", "test")] == [15, 0, 0]
 
@@ -157,8 +151,10 @@ def test_manifest_split_column_is_respected():
     for pid, split in fixed.items():
         assert pid in a[split]
     assert_disjoint(a)
-    # the others are split among themselves, stratified: 5 left of each class but PA (4)
-    assert sum(p.startswith("PL") for p in a["test"]) == 2 + 2
+    # the others are drawn each on its own: the fixed rows change nobody else's split
+    free = [c for c in cases if c.patient_id not in fixed]
+    alone = split_patients(free, test_fraction=0.5, val_fraction=0.5, seed=1)
+    assert all(p in a[s] for s, ids in alone.items() for p in ids)
 
 
 def test_assert_disjoint_raises_on_overlap():

@@ -86,3 +86,10 @@ def test_quick_metrics_slice_and_patient_accuracy():
     assert m["slice_accuracy"] == pytest.approx(4 / 7)
     assert m["patients"] == 2 and m["patient_accuracy"] == pytest.approx(0.5)
     assert quick_metrics([], 2)["patient_accuracy"] is None
+
+
+def test_warmup_applies_to_the_paper_schedule_too():
+    cfg = dict(PAPER, warmup_epochs=3)
+    assert [lr_factor(e, cfg, 1200) for e in range(4)] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lr_factor(700, cfg, 1200) == pytest.approx(0.64)
+    assert lr_factor(0, {"scheduler": "none", "warmup_epochs": 3}, 10) == 1.0

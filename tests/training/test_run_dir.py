@@ -31,6 +31,8 @@ def test_finished_run_is_refused_unless_overwrite(tmp_path, monkeypatch):
     for var in ("LOCAL_RANK", "NODE_RANK", "RANK"):
         monkeypatch.delenv(var, raising=False)
     (tmp_path / "config.yaml").write_text("seed: 1\n", encoding="utf-8")
+    assert resolve_run_dir(tmp_path, {"devices": 1}) == tmp_path    # a failed run never blocks
+    (tmp_path / "summary.json").write_text("{}", encoding="utf-8")
     with pytest.raises(ConfigError, match="already holds a run"):
         resolve_run_dir(tmp_path, {"devices": 1})
     assert resolve_run_dir(tmp_path, {"devices": 1}, overwrite=True) == tmp_path

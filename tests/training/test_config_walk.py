@@ -1,0 +1,218 @@
+"""Every key of every shipped config has an effect or is refused: each key is changed in turn and
+must change what the object that uses it sees (a probe), or be refused with a ConfigError.
+
+The walk is data-driven: a key added to a shipped config fails here until it has a probe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mrparotid.config import CONFIG_DIR, channel_options, load_config, read_yaml_mapping
+from mrparotid.errors import MrParotidError
+from mrparotid.io.manifest import Manifest, PatientCase
+
+SHIPPED = sorted(p.name for p in CONFIG_DIR.glob("*.yaml") if p.name != "dicom_roles.yaml")
+
+#: New values for keys whose change cannot be derived from the type (first one != current).
+ALTERNATIVES = {
+    "data.manifest": ["{tmp}/m.csv"], "data.cache_dir": ["{tmp}/cache"],
+    "data.dicom_roles": ["{tmp}/roles.yaml"], "data.series_mask": ["tumour", "gland"],
+    "data.gland_channel": ["t1", "mask"], "data.channels": [["T1", "T2"]],
+    "data.percentiles": [[2.0, 98.0]], "model.name": ["tiny_resnet", "reduced_resnet18"],
+    "model.layers": [[1, 1]], "model.channels": [[8, 16]], "model.init": ["imagenet:{tmp}/no.pth"],
+    "optim.optimizer": ["adam", "adamw"], "optim.class_weights": ["balanced"],
+    "optim.scheduler": ["paper", "cosine"], "augment.scale": [[0.8, 1.2]], "augment.gamma": [[0.7, 1.4]],
+    "trainer.accelerator": ["cpu", "auto"], "trainer.strategy": ["ddp", "auto"],
+    "trainer.precision": ["64-true", "32-true"],
+}
+
+
+def _crops() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    crops = rng.integers(1, 255, size=(2, 5, 8, 8), dtype=np.uint8)
+    crops[:, 3, :, :4] = 0        # the gland mask covers the right half,
+    crops[:, 4, :4, :] = 0        # the tumour mask the lower half
+    return crops
+
+
+def _loader(cfg):
+    from mrparotid.data.datamodule import ParotidDataModule, SplitData
+
+    dm = ParotidDataModule(cfg, Manifest(Path("m.csv"), ()), progress=False)
+    dm.data = {"train": SplitData(torch.zeros((40, 1, 2, 2), dtype=torch.uint8), torch.zeros(40, dtype=torch.long),
+                                  *[np.zeros(40)] * 4)}
+    loader = dm.train_dataloader()
+    return loader.batch_size, loader.num_workers
+
+
+def _split(cfg):
+    from mrparotid.data.splits import cohort_split
+
+    return cohort_split([PatientCase(f"P{i}", "warthin", Path("x")) for i in range(200)], cfg["data"])
+
+
+def _schedule(cfg):
+    from mrparotid.models.lit_module import lr_factor
+
+    return [round(lr_factor(e, cfg["optim"], int(cfg["trainer"]["max_epochs"])), 6)
+            for e in (0, 1, 2, 5, 30, 599, 600, 650, 700, 800, 1199)]
+
+
+def _optimizer(cfg):
+    from mrparotid.models.lit_module import SliceClassifier
+
+    opt = SliceClassifier(dict(cfg["model"], name="tiny_resnet", layers=[1, 1], channels=[8, 16]),
+                          cfg["optim"], ["T1"], 10).configure_optimizers()["optimizer"]
+    return type(opt).__name__, opt.defaults["lr"], opt.defaults["weight_decay"]
+
+
+def _model(cfg):
+    from mrparotid.models.factory import build_classifier
+
+    m = build_classifier(cfg["model"], 4)
+    return m.layers, m.channels, str(m)
+
+
+def _phantom(cfg, monkeypatch):
+    import mrparotid.data.phantom as phantom
+    from mrparotid.training.run_dir import default_manifest
+
+    monkeypatch.setattr(phantom, "make_cohort", lambda root, n, **kw: Path(root) / "manifest.csv")
+    return default_manifest(cfg, progress=False)
+
+
+def _skip_bad(cfg, tmp):
+    from mrparotid.data.cache import prepare_cohort
+
+    mf = Manifest(tmp / "m.csv", (PatientCase("GONE", "warthin", tmp / "no_such_patient"),))
+    try:
+        return len(prepare_cohort(mf, dict(cfg, data=dict(cfg["data"], cache_dir=str(tmp / "c"))),
+                                  progress=False).bad)
+    except MrParotidError as err:
+        return type(err).__name__
+
+
+def _seed(cfg):
+    from mrparotid.training.fit import seed_run
+
+    seed_run(cfg)
+    return float(torch.rand(1))
+
+
+def _cache(cfg):
+    from mrparotid.data.cache import cache_key, default_cache_dir
+
+    case = PatientCase("P", "warthin", Path("x"))
+    return cache_key(case, [], cfg), default_cache_dir(Manifest(Path("m.csv"), ()), cfg)
+
+
+PROBES = {
+    "seed": lambda cfg, **_: _seed(cfg),
+    "data.manifest": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
+    "data.phantom_patients": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
+    "data.skip_bad": lambda cfg, tmp, **_: _skip_bad(cfg, tmp),
+    "data.dicom_roles": lambda cfg, **_: _roles(cfg),
+    "data.test_fraction": lambda cfg, **_: _split(cfg), "data.val_fraction": lambda cfg, **_: _split(cfg),
+    "data.split_seed": lambda cfg, **_: _split(cfg),
+    "data.batch_size": lambda cfg, **_: _loader(cfg), "data.num_workers": lambda cfg, **_: _loader(cfg),
+    "rule.malignant_min_slices": lambda cfg, **_: _meta(cfg)["rule"],
+}
+for key in ("cache_dir", "image_size", "margin_mm", "percentiles"):
+    PROBES[f"data.{key}"] = lambda cfg, **_: _cache(cfg)
+for key in ("optimizer", "lr", "weight_decay"):
+    PROBES[f"optim.{key}"] = lambda cfg, **_: _optimizer(cfg)
+for key in ("scheduler", "warmup_epochs", "hold_epochs", "step_epochs", "gamma"):
+    PROBES[f"optim.{key}"] = lambda cfg, **_: _schedule(cfg)
+PROBES["optim.class_weights"] = lambda cfg, **_: _class_weights(cfg)
+
+
+def _roles(cfg):
+    from mrparotid.dicom.roles import load_roles
+
+    return load_roles(cfg["data"]["dicom_roles"])
+
+
+def _meta(cfg):
+    from mrparotid.models.checkpoint import checkpoint_meta
+
+    return checkpoint_meta(cfg, False)
+
+
+def _class_weights(cfg):
+    from mrparotid.models.lit_module import class_weights_from
+
+    return class_weights_from(cfg["optim"]["class_weights"], [10, 20, 30, 40])
+
+
+def probe(key: str):
+    """The probe of ``key``: an explicit one, else by section."""
+    from mrparotid.data.augment import BatchAugment
+    from mrparotid.data.crops import select_channels
+    from mrparotid.training.fit import trainer_kwargs
+
+    section = key.split(".")[0]
+    if key in PROBES:
+        return PROBES[key]
+    leaf = key.partition(".")[2]
+    if section == "data" and (leaf in ("channels", "series_mask") or channel_options({leaf: None})):
+        return lambda cfg, **_: select_channels(_crops(), cfg["data"]["channels"], cfg["data"]["series_mask"],
+                                                **channel_options(cfg["data"])).tobytes()
+    if section == "model":
+        return lambda cfg, **_: _model(cfg)
+    if section == "augment":
+        return lambda cfg, **_: BatchAugment(["T1", "mask"], cfg["augment"]).cfg
+    if section == "trainer":        # the Trainer arguments fit passes (on a CUDA machine)
+        return lambda cfg, **_: (trainer_kwargs(cfg, cuda=True)[key.split(".")[1]],
+                                 _schedule(cfg) if key == "trainer.max_epochs" else None)
+    return None
+
+
+def changed(key: str, value, tmp: Path):
+    if key in ALTERNATIVES:
+        options = [v.replace("{tmp}", str(tmp)) if isinstance(v, str) else v for v in ALTERNATIVES[key]]
+        return next(v for v in options if v != value)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return round(value + 0.05, 4)
+    raise AssertionError(f"no new value for {key} ({value!r}): add it to ALTERNATIVES")
+
+
+def leaves(mapping: dict, where: str = ""):
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            yield from leaves(value, f"{where}{key}.")
+        else:
+            yield f"{where}{key}"
+
+
+WALK = [(name, key) for name in SHIPPED for key in leaves(read_yaml_mapping(CONFIG_DIR / name))]
+
+
+def _set(key: str, value) -> dict:
+    section, _, leaf = key.partition(".")
+    return {section: {leaf: value}} if leaf else {section: value}
+
+
+@pytest.mark.parametrize("name, key", WALK, ids=[f"{n}:{k}" for n, k in WALK])
+def test_every_key_has_an_effect_or_is_refused(name, key, tmp_path, monkeypatch):
+    monkeypatch.setenv("MRPAROTID_HOME", str(tmp_path / "home"))
+    (tmp_path / "roles.yaml").write_text("min_slices: 7\n", encoding="utf-8")
+    fn = probe(key)
+    assert fn is not None, f"config key {key} has no probe: add one (what object uses it?)"
+    base = load_config(CONFIG_DIR / name)
+    section, _, leaf = key.partition(".")
+    value = changed(key, base[section][leaf] if leaf else base[section], tmp_path)
+    try:
+        cfg = load_config(CONFIG_DIR / name, _set(key, value))
+        after = fn(cfg, tmp=tmp_path, monkeypatch=monkeypatch)
+    except MrParotidError:
+        return                                                          # refused: fine
+    before = fn(base, tmp=tmp_path, monkeypatch=monkeypatch)
+    assert repr(after) != repr(before), f"{name}: changing {key} to {value!r} changed nothing"
