@@ -131,12 +131,13 @@ def parse_overrides(args: list[str]) -> dict:
 
 def load_config(config: str | Path | None = None, overrides: list[str] | dict | None = None) -> dict:
     """The resolved configuration: defaults, then ``config``, then ``overrides``; validated."""
-    cfg = read_yaml_mapping(default_config_path())
+    defaults = read_yaml_mapping(default_config_path())
+    cfg = copy.deepcopy(defaults)
     if config is not None:
         cfg = merge(cfg, read_yaml_mapping(resolve_config_path(config)))
     if overrides:
         cfg = merge(cfg, parse_overrides(overrides) if isinstance(overrides, list) else overrides)
-    validate(cfg)
+    validate(cfg, defaults)
     return cfg
 
 
@@ -272,15 +273,14 @@ def _fits(value: Any, hint: Any) -> bool:
     return hint is Any or not isinstance(hint, type) or isinstance(value, hint)   # Any, TypeVars
 
 
+#: ``data`` keys that :func:`mrparotid.data.crops.select_channels` takes besides the channels and
+#: ``series_mask``; the datamodule, the checkpoint and ``evaluate --checkpoint`` pass them on.
+CHANNEL_OPTION_KEYS: tuple[str, ...] = ("gland_channel",)
+
+
 def channel_options(data_cfg: dict) -> dict:
-    """The ``data`` keys that :func:`mrparotid.data.crops.select_channels` takes besides channels and series_mask
-    (e.g. ``gland_channel``), so that every such key reaches it."""
-    import inspect
-
-    from mrparotid.data.crops import select_channels
-
-    names = set(inspect.signature(select_channels).parameters) - {"crops", "channels", "series_mask"}
-    return {k: data_cfg[k] for k in names if k in data_cfg}
+    """The :data:`CHANNEL_OPTION_KEYS` present in a config's ``data`` section."""
+    return {k: data_cfg[k] for k in CHANNEL_OPTION_KEYS if k in data_cfg}
 
 
 def preprocess_config(cfg: dict) -> dict:

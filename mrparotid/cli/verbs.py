@@ -175,25 +175,15 @@ def cmd_diagnose(args, extra) -> int:
 
 
 def _write_slice_csv(reports: list[dict], path: Path) -> None:
-    """Every predicted slice of ``reports`` as a predictions-CSV row; ``true`` empty where unknown,
-    after a ``# SYNTHETIC`` line when any report is synthetic.
+    """Every predicted slice of ``reports`` as a predictions-CSV row, ``true`` empty where unknown;
+    synthetic when any report is."""
+    from mrparotid.evaluation.predictions import write_predictions
 
-    Written here, not by ``write_predictions``, which leaves out rows without a true class."""
-    import csv
-
-    from mrparotid.evaluation.predictions import COLUMNS, SYNTHETIC_LINE
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        if any(r.get("synthetic") for r in reports):
-            fh.write(SYNTHETIC_LINE + "\n")
-        writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        for r in reports:
-            for s in sorted(r["slices"], key=lambda s: (s["side"], s["index"])):
-                writer.writerow({"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
-                                 "true": s.get("true", ""), "pred": s["pred"],
-                                 **{f"p_{c}": f"{p:.6g}" for c, p in s["probs"].items()}})
+    write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
+                        "true": s.get("true", ""), "pred": s["pred"],
+                        **{f"p_{c}": p for c, p in s["probs"].items()}}
+                       for r in reports for s in r["slices"]], path,
+                      synthetic=any(r.get("synthetic") for r in reports), keep_unlabelled=True)
 
 
 def cmd_evaluate(args, extra) -> int:

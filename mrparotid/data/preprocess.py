@@ -56,8 +56,9 @@ def select_side_slices(study: Study, diagnosis: str | None, *, margin_mm: float,
     """Slices per side (sides without gland or tumour are left out), each with its side's box."""
     chosen = []
     for side, region in side_regions(study).items():
-        everything, _ = label_side_slices(region, study.tumour, diagnosis, mode="all")
-        idx, labels = label_side_slices(region, study.tumour, diagnosis, mode=mode)
+        everything, all_labels = label_side_slices(region, study.tumour, diagnosis, mode="all")
+        idx, labels = ((everything, all_labels) if mode == "all"
+                       else label_side_slices(region, study.tumour, diagnosis, mode=mode))
         if len(everything):
             chosen.append(SideSlices(side, everything, idx, labels,
                                      crop_box(region, study.spacing, margin_mm)))

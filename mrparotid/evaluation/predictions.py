@@ -30,8 +30,11 @@ _FIX = "write it with 'mrparotid fit', 'mrparotid diagnose --csv' or 'mrparotid 
 
 
 
-def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Validate and normalise a predictions table; InputError names the file, line and fix."""
+def check_predictions(df: pd.DataFrame, source: str, *, keep_unlabelled: bool = False) -> pd.DataFrame:
+    """Validate and normalise a predictions table; InputError names the file, line and fix.
+
+    Rows with an empty ``true`` are left out (and counted) unless ``keep_unlabelled``: scoring
+    needs a true class, a file of what ``diagnose`` predicted does not."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}", path=source, fix=_FIX)
@@ -42,9 +45,13 @@ def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
     attrs = dict(df.attrs)
     n_unlabelled = int(unlabelled.sum()) + int(attrs.get("unlabelled_rows", 0))  # re-checks keep the count
     # file line of each kept row (header = 1 + the leading comment lines)
+    if keep_unlabelled:
+        unlabelled[:] = False
     lines = np.flatnonzero(~unlabelled.to_numpy()) + 2 + int(attrs.pop("comment_lines", 0))
     df = df.loc[~unlabelled]          # slices with no known class (e.g. no tumour mask) cannot be scored
-    if df.empty:
+    if keep_unlabelled:
+        n_unlabelled = 0
+    elif df.empty:
         raise InputError(f"none of the {n_unlabelled} rows has a true class", path=source,
                          fix="fill the true column (diagnose --csv can only when a tumour mask is given)")
 
@@ -55,7 +62,7 @@ def check_predictions(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["side"] = df["side"].astype(str).str.strip().str.upper()
     for col in ("true", "pred"):
         df[col] = df[col].astype(str).str.strip()
-        wrong = ~df[col].isin(CLASSES)
+        wrong = ~df[col].isin(CLASSES + (("",) if keep_unlabelled and col == "true" else ()))
         if wrong.any():
             i = int(np.flatnonzero(wrong)[0])
             bad(i, f"{col} {df[col].iloc[i]!r} is not a class", "use one of " + ", ".join(CLASSES))
@@ -134,13 +141,14 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 
 def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path, *,
-                      synthetic: bool = False) -> Path:
+                      synthetic: bool = False, keep_unlabelled: bool = False) -> Path:
     """Validate predictions (DataFrame or list of row dicts) and write them as CSV; returns ``path``.
 
     ``synthetic`` (or a DataFrame read from a synthetic file) writes :data:`SYNTHETIC_LINE` first.
+    ``keep_unlabelled`` writes rows whose ``true`` is empty too (``diagnose --csv``).
     """
     df = df_or_records if isinstance(df_or_records, pd.DataFrame) else pd.DataFrame(list(df_or_records))
-    df = check_predictions(df, str(path))
+    df = check_predictions(df, str(path), keep_unlabelled=keep_unlabelled)
     synthetic = bool(synthetic or df.attrs.get("synthetic"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

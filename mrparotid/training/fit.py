@@ -167,7 +167,6 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     from dataclasses import replace
 
     from mrparotid.data.cache import prepare_cohort
-    from mrparotid.config import channel_options
     from mrparotid.data.datamodule import load_split
     from mrparotid.data.splits import saved_split, split_record
     from mrparotid.models.checkpoint import load_checkpoint
@@ -198,7 +197,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     d = run_cfg["data"]
     for name, key in zip(wanted, ("preds", "val")):
         data = load_split(prepared, splits.get(name, []), list(loaded.channels), d["series_mask"],
-                          **channel_options(d))
+                          **meta.get("channel_options", {}))
         if write_split_predictions(loaded.model, data, out_dir / f"predictions_{name}.csv",
                                    synthetic=paths["synthetic"]):
             paths[key] = out_dir / f"predictions_{name}.csv"
