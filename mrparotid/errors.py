@@ -60,6 +60,10 @@ class CheckpointError(MrParotidError):
     """Checkpoint missing, not an mrparotid checkpoint, or incompatible with the data."""
 
 
+class OutputError(MrParotidError):
+    """An output file or folder cannot be written (permissions, full disk)."""
+
+
 class CohortError(MrParotidError):
     """A cohort run met bad patients and ``--skip-bad`` was not given."""
 
