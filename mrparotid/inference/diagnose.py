@@ -6,12 +6,15 @@ headers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrparotid.constants import CLASSES, SERIES
-from mrparotid.inference.decide import decide_patient
+from mrparotid.data.grid import Study
+from mrparotid.data.preprocess import PatientSlices
+from mrparotid.inference.decide import PatientDecision, decide_patient
 from mrparotid.errors import CheckpointError, InputError, MissingSeriesError
 from mrparotid.io.manifest import PatientCase
 from mrparotid.inference.predict import predict_probs
@@ -34,14 +37,25 @@ LEGEND = ("true: the slice's class from the tumour mask and the manifest diagnos
           "tumour-side slice without tumour)")
 
 
-def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
-                  hint: str = "manifest") -> dict:
-    """Predict every gland slice of a patient and apply the patient rule. ``hint``: where the
-    folder was named, ``"manifest"`` or ``"folder"`` (command line), for a missing-folder fix.
+@dataclass(frozen=True)
+class PatientEvidence:
+    """What a diagnosis rests on: the study on the T1 grid, the predicted slices (crops in
+    :data:`PLANES` order), the model input ``x`` (uint8, n, C, H, W), the slice probabilities
+    (float64, n, 4) and the patient decision. Heat maps, montages and the HTML page start here."""
 
-    Returns the report dict: ``patient_id, diagnosis, counts, slices, rule, model``
-    (+ ``synthetic``, ``true_diagnosis`` when the case carries one).
-    """
+    case: PatientCase
+    study: Study
+    slices: PatientSlices
+    x: np.ndarray
+    probs: np.ndarray
+    decision: PatientDecision
+    notes: tuple[str, ...] = ()
+
+
+def predict_patient(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
+                    hint: str = "manifest") -> PatientEvidence:
+    """Read one patient, cut its slices, predict them and apply the patient rule. ``hint``: where
+    the folder was named, ``"manifest"`` or ``"folder"`` (command line), for a missing-folder fix."""
     from mrparotid.data.preprocess import load_study, patient_files, slices_of_study
 
     meta = loaded.meta
@@ -67,7 +81,14 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
                         **meta.get("channel_options", {}))
     probs = predict_probs(loaded.model, x)
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
-    decision = decide_patient(probs, rule_n)
+    notes = (GLAND_WITHOUT_TUMOUR,) if series_mask == "gland" and not tumour_known else ()
+    return PatientEvidence(case, study, slices, np.asarray(x), probs, decide_patient(probs, rule_n),
+                           notes)
+
+
+def slice_rows(evidence: PatientEvidence) -> list[dict]:
+    """The per-slice table of the report, ordered by side then slice index."""
+    slices, probs, study = evidence.slices, evidence.probs, evidence.study
     order = np.lexsort((slices.slice_index, slices.sides))
     tumour_on_slice = slices.crops[:, PLANES.index("tumour")].reshape(len(slices), -1).any(1)
     rows = []
@@ -80,16 +101,29 @@ def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | P
         if slices.labels[i] != UNLABELLED:
             row["true"] = CLASSES[int(slices.labels[i])]
         rows.append(row)
+    return rows
+
+
+def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
+    """The report dict: ``patient_id, diagnosis, counts, slices, rule, model, synthetic``
+    (+ ``notes``, ``true_diagnosis`` when known)."""
+    case, decision, meta = evidence.case, evidence.decision, loaded.meta
     report = {"patient_id": case.patient_id, "diagnosis": decision.diagnosis, "counts": decision.counts,
-              "slices": rows, "rule": decision.trace,
-              "model": {"checkpoint": str(loaded.path), "channels": list(channels),
+              "slices": slice_rows(evidence), "rule": decision.trace,
+              "model": {"checkpoint": str(loaded.path), "channels": list(loaded.channels),
                         "config_hash": meta.get("config_hash")},
               "synthetic": bool(meta.get("synthetic", False)) or _synthetic_dir(case.patient_dir)}
-    if series_mask == "gland" and not tumour_known:
-        report["notes"] = [GLAND_WITHOUT_TUMOUR]
+    if evidence.notes:
+        report["notes"] = list(evidence.notes)
     if case.diagnosis:
         report["true_diagnosis"] = case.diagnosis
     return report
+
+
+def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
+                  hint: str = "manifest") -> dict:
+    """:func:`predict_patient` then :func:`build_report`: the report dict of one patient."""
+    return build_report(predict_patient(case, loaded, roles_file=roles_file, hint=hint), loaded)
 
 
 def _synthetic_dir(patient_dir: Path) -> bool:
