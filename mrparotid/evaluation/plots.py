@@ -7,6 +7,7 @@ no global state), saves a PNG and returns its path. ``synthetic=True`` stamps a 
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,16 @@ _DPI = 120
 def pretty_class(name: str) -> str:
     """Readable class name: ``"pleomorphic_adenoma"`` -> ``"pleomorphic adenoma"``, ``"warthin"`` -> ``"Warthin"``."""
     return name.replace("_", " ").replace("warthin", "Warthin")
+
+
+#: Characters per title line: longer titles wrap instead of running off the figure.
+TITLE_WIDTH = 44
+
+
+def set_title(ax, title: str) -> None:
+    """Axes title wrapped to :data:`TITLE_WIDTH` characters a line (a long run or fold name
+    never runs off the figure)."""
+    ax.set_title(textwrap.fill(title, TITLE_WIDTH, break_long_words=False))
 
 
 def _save(fig: Figure, out_png: str | Path, synthetic: bool) -> Path:
@@ -69,7 +80,7 @@ def plot_confusion(confusion: np.ndarray, out_png: str | Path, classes: tuple[st
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(title)
+    set_title(ax, title)
     return _save(fig, out_png, synthetic)
 
 
@@ -121,7 +132,7 @@ def plot_roc(y_true_int, probs: np.ndarray, out_png: str | Path, classes: tuple[
     ax.set_aspect("equal")
     ax.set_xlabel("1 − specificity (false positive rate)")
     ax.set_ylabel("sensitivity (true positive rate)")
-    ax.set_title(title)
+    set_title(ax, title)
     ax.legend(loc="lower right", fontsize=8.5)
     ax.grid(alpha=0.3)
     return _save(fig, out_png, synthetic)
@@ -161,7 +172,7 @@ def plot_ablation(rows: list[dict], out_png: str | Path, title: str = "Channel a
     ax.set_ylim(0, 1.2)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("value (95% CI)")
-    ax.set_title(title)
+    set_title(ax, title)
     ax.legend(loc="upper center", ncol=2, fontsize=8.5, frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, out_png, synthetic)

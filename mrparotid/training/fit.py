@@ -99,11 +99,16 @@ def seed_run(cfg: dict) -> None:
 def trainer_kwargs(cfg: dict, has_val: bool = True, *, cuda: bool | None = None) -> dict:
     """The ``pytorch_lightning.Trainer`` arguments of a run: ``cfg["trainer"]``, with
     SyncBatchNorm off without CUDA (``cuda``: None asks torch), and no validation loop without
-    validation patients."""
+    validation patients. ``precision: auto`` becomes the hardware's
+    (:func:`mrparotid.models.precision.resolve_precision`)."""
     import torch
+
+    from mrparotid.models.precision import resolve_precision
 
     cuda = torch.cuda.is_available() if cuda is None else cuda
     args = dict(cfg["trainer"])
+    args["precision"] = resolve_precision(args.get("precision", "auto"), args.get("accelerator"),
+                                          cuda=cuda)[0]
     if args.get("sync_batchnorm") and (args.get("accelerator") == "cpu" or not cuda):
         args["sync_batchnorm"] = False  # SyncBatchNorm needs CUDA; plain BN per process
     if not has_val:
@@ -154,8 +159,14 @@ def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
     evaluate_predictions(read_predictions(run_dir / "predictions_test.csv"), out,
                          val_preds=read_predictions(val) if val.exists() else None,
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
-                         synthetic=synthetic, title=f"run {run_dir.name}")
+                         synthetic=synthetic, title=evaluation_title(run_dir))
     return str(out / "report.md")
+
+
+def evaluation_title(run_dir: Path) -> str:
+    """Title of a run's evaluation figures and report: the split and the run folder's name
+    (a folder named ``run`` reads "test split — run", not "run run")."""
+    return f"test split — {Path(run_dir).name}"
 
 
 def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, *,

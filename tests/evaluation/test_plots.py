@@ -69,3 +69,36 @@ def test_no_pyplot_state(tmp_path):
             "print('matplotlib.pyplot' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_long_titles_stay_inside_the_figure(tmp_path, monkeypatch):
+    """A CV title used to run off the confusion figure (x1 652 px of 640)."""
+    from mrparotid.evaluation import plots
+
+    extents = []
+    save = plots._save
+
+    def spy(fig, out, synthetic):
+        path = save(fig, out, synthetic)
+        box = fig.axes[0].title.get_window_extent(fig.canvas.get_renderer())
+        extents.append((box.x0, box.x1, fig.bbox.x1))
+        return path
+
+    monkeypatch.setattr(plots, "_save", spy)
+    title = "5-fold cross-validation, pooled out-of-fold"
+    plots.plot_confusion(np.eye(4, dtype=int) * 3, tmp_path / "c.png",
+                         title=f"Slice confusion matrix — {title}")
+    y = np.array([0, 1, 2, 3] * 5)
+    probs = np.random.default_rng(0).dirichlet(np.ones(4), 20)
+    plots.plot_roc(y, probs, tmp_path / "r.png", title=f"Slice ROC (one-vs-rest) — {title}")
+    for x0, x1, width in extents:
+        assert 0 <= x0 and x1 <= width
+
+
+def test_a_run_folder_named_run_is_not_titled_run_run():
+    from pathlib import Path
+
+    from mrparotid.training.fit import evaluation_title
+
+    assert "run run" not in evaluation_title(Path("runs/run"))
+    assert evaluation_title(Path("runs/r1")).endswith("r1")
