@@ -61,6 +61,9 @@ def read_yaml_mapping(path: Path, *, what: str = "config file",
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path=path,
                           fix=f"fix the YAML syntax ({example})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=path,
+                          fix="save the file as UTF-8") from None
     if not isinstance(data, dict):
         raise ConfigError(f"a {what} must be a YAML mapping", path=path, fix=example)
     return data
@@ -179,6 +182,14 @@ def validate(cfg: dict, defaults: dict | None = None) -> None:
                           fix="use none, cosine or paper")
     if _number(cfg, "rule.malignant_min_slices", int) < 0:
         raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
+    if not 0 < _number(cfg, "refer.target_sensitivity", float) < 1:
+        raise ConfigError(f"refer.target_sensitivity is {cfg['refer']['target_sensitivity']!r}, "
+                          "outside (0, 1)", fix="use a sensitivity such as 0.95")
+    if _number(cfg, "refer.min_malignant_val", int) < 1:
+        raise ConfigError("refer.min_malignant_val must be >= 1", fix="e.g. 5")
+    from mrparotid.models.precision import check_precision   # no torch unless it must look
+
+    cfg["trainer"]["precision"] = check_precision(cfg["trainer"])
 
 
 def _get(cfg: dict, dotted: str) -> Any:
@@ -247,7 +258,11 @@ def check_trainer_args(trainer_cfg: dict) -> None:
         if key not in valid:
             raise ConfigError(f"unknown config key 'trainer.{key}'",
                               fix="use a pytorch_lightning.Trainer argument, e.g. trainer.max_epochs")
-        if key in hints and not _fits(value, hints[key]):
+        if key == "precision":      # mrparotid's own values ("auto"): models.precision checks them
+            from mrparotid.models.precision import canonical_precision
+
+            canonical_precision(value)
+        elif key in hints and not _fits(value, hints[key]):
             raise ConfigError(f"config key 'trainer.{key}' is {value!r}, which Trainer does not take "
                               f"({hints[key]})".replace("typing.", ""),
                               fix=f"give a value of that type for --trainer.{key}")
@@ -295,5 +310,7 @@ def config_hash(obj: Any, length: int = 12) -> str:
 
 
 def dump_config(cfg: dict, path: Path) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(cfg, fh, sort_keys=False)
+    """Write ``cfg`` as YAML, atomically (:mod:`mrparotid.io.atomic`)."""
+    from mrparotid.io.atomic import write_text
+
+    write_text(path, yaml.safe_dump(cfg, sort_keys=False))

@@ -165,7 +165,7 @@ def test_override_types_are_checked_at_load_time(override, key):
 def test_trainer_values_must_fit_the_trainer_signature(override):
     with pytest.raises(ConfigError, match=override[0][2:]):
         check_trainer_args(load_config(None, override)["trainer"])
-    for ok in (["--trainer.precision", "16"], ["--trainer.devices", "auto"], ["--trainer.devices", "[0]"],
+    for ok in (["--trainer.precision", "bf16"], ["--trainer.devices", "auto"], ["--trainer.devices", "[0]"],
                ["--trainer.deterministic", "warn"], ["--trainer.limit_train_batches", "0.5"]):
         check_trainer_args(load_config(None, ok)["trainer"])
 

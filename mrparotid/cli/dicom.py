@@ -112,6 +112,7 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
     """
     import SimpleITK as sitk
 
+    from mrparotid.io.atomic import atomic_path
     from mrparotid.io.files import find_patient_files, read_image
     from mrparotid.dicom.study import is_study_folder, load_study
 
@@ -128,8 +129,9 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
     for role, name in OUTPUT_NAMES.items():
         if role in images:
             path = out_dir / name
-            sitk.WriteImage(_clean(images[role], mask=role in ("gland", "tumour")), str(path),
-                            useCompression=True)
+            with atomic_path(path) as tmp:   # .nii.gz kept: the writer picks NIfTI by suffix
+                sitk.WriteImage(_clean(images[role], mask=role in ("gland", "tumour")), str(tmp),
+                                useCompression=True)
             written.append(path)
     return written
 

@@ -12,6 +12,7 @@ import sys
 
 from mrparotid.cli import verbs
 from mrparotid.cli.dicom import add_parsers as add_dicom_parsers
+from mrparotid.cli.segment import add_parsers as add_segment_parsers
 from mrparotid.errors import MrParotidError
 
 EPILOG_OVERRIDES = ("Any config key can be overridden LightningCLI-style, e.g. --trainer.max_epochs 5 "
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", "-o", metavar=out_name, help=out_help)
         p.add_argument("--overwrite", action="store_true", help=f"replace a run already in {out_name}")
         p.add_argument("--skip-bad", action="store_true", help="train without bad patients instead of failing")
+        p.add_argument("--resume", metavar=out_name, help=f"continue the interrupted run in {out_name} "
+                       "from its last checkpoint, with its own config and split (no other options)")
 
     p = add_verb(sub, "phantom", "write a SYNTHETIC phantom cohort + manifest",
                  "Write a SYNTHETIC phantom cohort in the documented patient-folder layout, with its "
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     training_options(p, "RUN_DIR", "run folder (default runs/<timestamp>; required with several "
                      "processes)")
     p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation grouped by patient")
+    p.add_argument("--segmenter", metavar="SEG", help="add the clinic path (automatic masks from this "
+                   "segmenter) to the run's evaluation: evaluation/clinic.md")
     p.set_defaults(func=verbs.cmd_fit)
 
     p = add_verb(sub, "ablate", "compare channel subsets (the paper's Table 3)",
@@ -85,25 +90,48 @@ def build_parser() -> argparse.ArgumentParser:
                  "patient split and compare them.",
                  ["mrparotid ablate --channels T1,T2",
                   "mrparotid ablate --channels T1 --channels CE-T1,T2,mask",
-                  "mrparotid ablate --all      # the 7 series combinations (+ mask)"], overrides=True)
+                  "mrparotid ablate --all      # the 7 series combinations (+ mask)",
+                  "mrparotid ablate --missing --out runs/abl   # + one series-dropout model on each "
+                  "subset (reuses runs/abl from --all)"], overrides=True)
     training_options(p, "DIR", "output folder (default runs/ablate-<timestamp>)")
     p.add_argument("--channels", action="append", metavar="LIST",
                    help="comma-separated channels, repeatable (T1, CE-T1, T2, mask)")
     p.add_argument("--all", action="store_true", help="the seven series combinations of Table 3")
     p.add_argument("--no-mask", action="store_true", help="with --all: leave the mask channel out")
+    p.add_argument("--missing", action="store_true",
+                   help="train one model with series dropout (--augment.series_dropout, default 0.3) "
+                        "in DIR/dropout, score it on every series subset (the others zeroed and "
+                        "flagged absent) beside the dedicated subset models in DIR/<subset> (trained "
+                        "unless an ablate --all run is there) -> DIR/missing.md, missing.csv")
     p.set_defaults(func=verbs.cmd_ablate)
 
     p = add_verb(sub, "diagnose", "per-patient diagnosis with per-slice evidence",
-                 "Preprocess each patient, predict every gland slice, apply the rule (> 2 malignant "
-                 "slices -> malignant, else PA vs Warthin by majority) and print a summary. A tumour "
-                 "mask is optional.",
+                 "Preprocess each patient, take its gland and tumour masks from the folder (parotid.*, "
+                 "tumour.*) or, for whatever it lacks, from the segmenter, predict the slices of the "
+                 "one slice procedure (the tumour slices of the tumour side, every gland slice of a "
+                 "side without tumour: the slices 'prepare' caches), apply the rule (> 2 malignant "
+                 "slices -> malignant, else PA vs Warthin by majority) and print a summary. A folder "
+                 "with only the three series works.",
                  ["mrparotid diagnose patients/P001 --checkpoint runs/r1/checkpoints/best.ckpt",
+                  "mrparotid diagnose new/P9 --checkpoint runs/r1/checkpoints/best.ckpt "
+                  "--segmenter runs/seg1/checkpoints/best.ckpt   # series only",
                   "mrparotid diagnose cohort.csv --json out.json --csv slices.csv"])
     p.add_argument("patients", nargs="+", metavar="PATIENT_DIR", help="patient folder(s) or a manifest CSV")
-    p.add_argument("--checkpoint", metavar="CKPT", help="default: the newest runs/*/checkpoints/best.ckpt")
+    p.add_argument("--checkpoint", metavar="CKPT", help="classifier; default: the newest classifier run "
+                   "under runs/ (runs/*/checkpoints/best.ckpt)")
+    p.add_argument("--segmenter", metavar="SEG", help="segmenter for the masks a folder lacks; default: "
+                   "the newest segmenter run under runs/ ('mrparotid segment fit')")
+    p.add_argument("--all-slices", action="store_true", help="SCREENING view: predict every gland "
+                   "slice instead of the procedure's slices (the rule was scored on the latter)")
     p.add_argument("--json", metavar="OUT", help="write the report(s) as JSON")
     p.add_argument("--csv", metavar="OUT", help="write slice predictions in the evaluation CSV format")
     p.add_argument("--roles", metavar="FILE", help="DICOM study folders: series-role mapping YAML")
+    p.add_argument("--explain", action="store_true", help="Grad-CAM heat map of each slice's "
+                   "predicted class: peak (LPS mm) and share in the tumour, in the JSON and text")
+    p.add_argument("--html", metavar="OUT_DIR", help="write a self-contained report page per "
+                   "patient (montage, heat maps, slice table; implies --explain) and, with several "
+                   "patients, index.html")
+    p.add_argument("--overwrite", action="store_true", help="with --html: write into a non-empty OUT_DIR")
     p.add_argument("--skip-bad", action="store_true", help="with several patients: go on past bad ones")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
     p.set_defaults(func=verbs.cmd_diagnose)
@@ -113,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "intervals.",
                  ["mrparotid evaluate --predictions preds.csv --out eval/",
                   "mrparotid evaluate --checkpoint runs/r1/checkpoints/best.ckpt --manifest cohort.csv "
-                  "--split test --out eval/"])
+                  "--split test --out eval/",
+                  "mrparotid evaluate --checkpoint runs/r1/checkpoints/best.ckpt --manifest cohort.csv "
+                  "--segmenter runs/seg1/checkpoints/best.ckpt --out eval/   # + the clinic path"])
     common(p)
     p.add_argument("--predictions", metavar="PRED.csv", help="patient_id,side,index,true,pred,p_* rows")
     p.add_argument("--val-predictions", metavar="VAL.csv", help="with --predictions: validation "
@@ -122,9 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--out", "-o", required=True, metavar="DIR")
     p.add_argument("--synthetic", action="store_true", help="label the report as synthetic data")
+    p.add_argument("--segmenter", metavar="SEG", help="with --checkpoint: also score the clinic path "
+                   "(automatic masks) beside the manifest's masks -> clinic.md, clinic.json")
     p.set_defaults(func=verbs.cmd_evaluate)
 
     add_dicom_parsers(sub)
+    add_segment_parsers(sub)
     return parser
 
 
@@ -175,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _takes_extra(func) -> bool:
-    return func.__module__ == verbs.__name__
+    module = sys.modules.get(func.__module__)
+    return func.__module__ == verbs.__name__ or bool(getattr(module, "cmd_takes_extra", False))
 
 
 def _call_strict(parser, args, extra) -> int:

@@ -3,11 +3,11 @@ where a verb accepts them) and calls one library function. Heavy imports happen 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 from mrparotid.errors import ConfigError, MrParotidError
+from mrparotid.io.atomic import write_json
 
 
 def _config(args, extra: list[str]) -> dict:
@@ -51,32 +51,63 @@ def cmd_prepare(args, extra) -> int:
     print(f"cache: {prepared.cache_dir} ({prepared.built} patient(s) prepared, "
           f"{len(prepared.entries) - prepared.built} reused)")
     if args.json:
-        Path(args.json).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        write_json(args.json, summary)
     if prepared.bad and not cfg["data"]["skip_bad"]:
         raise CohortError(prepared.bad)
     return 0
 
 
 def cmd_fit(args, extra) -> int:
-    from mrparotid.training.cv import cross_validate
+    from mrparotid.training.cv import CV_PLAN, cross_validate
     from mrparotid.training.fit import fit
 
-    cfg = _config(args, extra)
-    if args.cv:
-        result = cross_validate(cfg, args.cv, manifest=cfg["data"]["manifest"], out_dir=args.out,
-                                progress=not args.quiet, overwrite=args.overwrite)
+    is_cv = bool(args.cv)
+    if getattr(args, "segmenter", None) and (args.cv or args.resume):
+        raise ConfigError("--segmenter adds the clinic path to a single fit's evaluation, not to "
+                          "--cv or --resume", fix="score a finished run with: mrparotid evaluate "
+                          "--checkpoint RUN/checkpoints/best.ckpt --manifest M --segmenter SEG --out DIR")
+    segmenter = _segmenter(args.segmenter) if getattr(args, "segmenter", None) else None
+    if args.resume:
+        _resume_only(args, extra)
+        is_cv = (Path(args.resume) / f"{CV_PLAN}.json").is_file()
+        if args.cv and not is_cv:
+            raise ConfigError(f"--cv {args.cv}, but no cross-validation was started here "
+                              f"(no {CV_PLAN}.json)", path=args.resume, fix="resume it without --cv")
+        if not is_cv:
+            from mrparotid.training.resume import resume_fit
+
+            summary = resume_fit(args.resume, progress=not args.quiet)
+            if summary:
+                _print_run(summary)
+            return 0
+    cfg = _config(args, extra) if not args.resume else {}
+    if is_cv:
+        result = cross_validate(cfg, args.cv, manifest=cfg.get("data", {}).get("manifest"),
+                                out_dir=args.resume or args.out, progress=not args.quiet,
+                                overwrite=args.overwrite, resume=bool(args.resume))
         if result.get("synthetic"):
             print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
-        print(f"{args.cv}-fold cross-validation by patient (mean ± SD over folds):")
+        print(f"{result['k']}-fold cross-validation by patient (mean ± SD over folds):")
         for name, v in result["fold_summary"].items():
             print(f"  {name:<28} {v['mean']:.3f} ± {v['sd']:.3f}  (n={v['n']})")
         print(f"pooled out-of-fold report: {result['pooled_report']}")
         return 0
     summary = fit(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out, progress=not args.quiet,
-                  overwrite=args.overwrite)
+                  overwrite=args.overwrite, segmenter=segmenter)
     if summary:
         _print_run(summary)
     return 0
+
+
+def _resume_only(args, extra: list[str]) -> None:
+    """With ``--resume`` the run's own config, split and folder are used: refuse anything else."""
+    given = [f"--{name.replace('_', '-')}" for name in
+             ("config", "manifest", "out", "overwrite", "skip_bad", "channels", "all", "no_mask")
+             if getattr(args, name, None)] + [e for e in extra if e.startswith("--")]
+    if given:
+        raise ConfigError(f"--resume continues a run with its own config and split, so "
+                          f"{', '.join(given)} cannot be given with it",
+                          fix=f"run: mrparotid {args.verb} --resume {args.resume}")
 
 
 def _print_run(summary: dict) -> None:
@@ -98,15 +129,24 @@ def cmd_ablate(args, extra) -> int:
     from mrparotid.constants import parse_channels
     from mrparotid.training.ablate import SERIES_COMBINATIONS, ablate, with_mask
 
-    cfg = _config(args, extra)
-    if args.all:
+    if getattr(args, "missing", False):
+        return _ablate_missing(args, extra)
+    if args.resume:
+        _resume_only(args, extra)
+        cfg, sets = {}, []          # the folder's own (ablate_plan.json)
+    else:
+        cfg = _config(args, extra)
+    if args.resume:
+        pass
+    elif args.all:
         sets = with_mask(SERIES_COMBINATIONS, not args.no_mask)
     elif args.channels:
         sets = [parse_channels(c) for c in args.channels]
     else:
         raise ConfigError("nothing to ablate", fix="pass --channels T1,T2 (repeatable) or --all")
-    table = ablate(cfg, sets, manifest=cfg["data"]["manifest"], out_dir=args.out,
-                   progress=not args.quiet, overwrite=args.overwrite)
+    table = ablate(cfg, sets, manifest=cfg.get("data", {}).get("manifest"),
+                   out_dir=args.resume or args.out, progress=not args.quiet,
+                   overwrite=args.overwrite, resume=bool(args.resume))
     if table.get("synthetic"):
         print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
     for run in table["runs"]:
@@ -119,12 +159,44 @@ def cmd_ablate(args, extra) -> int:
     return 0
 
 
+def _ablate_missing(args, extra) -> int:
+    """``ablate --missing``: the series-dropout model against the dedicated subset models."""
+    from mrparotid.training.missing import ablate_missing
+
+    if args.channels or getattr(args, "resume", None):
+        raise ConfigError("--missing compares every series subset with its own models; it takes no "
+                          "--channels or --resume", fix="run it again with --missing --out DIR "
+                          "(finished runs in DIR are reused)")
+    cfg = _config(args, extra)
+    result = ablate_missing(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out,
+                            mask=not args.no_mask, progress=not args.quiet, overwrite=args.overwrite)
+    if not result:
+        return 0
+    if result.get("synthetic"):
+        print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
+    print(f"series dropout {result['series_dropout']:g}: {result['dropout_run']}; test slice "
+          "accuracy with patient-bootstrap 95% CIs, difference = dropout - dedicated (paired)")
+    print(result["text"])
+    print(f"comparison: {result['report']}")
+    return 0
+
+
 def _latest_checkpoint() -> Path:
-    found = sorted(Path("runs").glob("*/checkpoints/best.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        raise ConfigError("no --checkpoint given and no runs/*/checkpoints/best.ckpt here",
-                          fix="train one with 'mrparotid fit' or pass --checkpoint PATH")
-    return found[-1]
+    """The newest finished classifier run's checkpoint under runs/ (by its format, not its name)."""
+    from mrparotid.inference.runs import default_classifier
+
+    return default_classifier("runs")
+
+
+def _segmenter(path: str | None):
+    """The segmenter of ``--segmenter`` (loaded now, so a bad checkpoint fails before any patient),
+    or the newest segmenter run under runs/, loaded only if a patient lacks a mask."""
+    from mrparotid.inference.masks import Segmenter
+
+    segmenter = Segmenter(path)
+    if path is not None:
+        segmenter.loaded()
+    return segmenter
 
 
 def _cases(paths: list[str]):
@@ -142,18 +214,28 @@ def _cases(paths: list[str]):
 
 def cmd_diagnose(args, extra) -> int:
     no_extra(extra)
-    from mrparotid.inference.diagnose import diagnose_case, format_report
+    from mrparotid.inference.diagnose import build_report, format_report, predict_patient
     from mrparotid.errors import CohortError
     from mrparotid.models.checkpoint import load_checkpoint
 
-    loaded = load_checkpoint(args.checkpoint or _latest_checkpoint())
+    from mrparotid.training.run_dir import require_complete_run
+
+    checkpoint = args.checkpoint or _latest_checkpoint()
+    require_complete_run(checkpoint)      # an interrupted run's model is not final
+    loaded = load_checkpoint(checkpoint)
+    explain = _explainer(args, loaded)     # --explain / --html: checked before any patient
+    segmenter = _segmenter(args.segmenter)
     reports, bad = [], []
     cases = _cases(args.patients)
     folders = {Path(p).resolve() for p in args.patients if not str(p).lower().endswith(".csv")}
     for case in cases:
         try:
-            report = diagnose_case(case, loaded, roles_file=args.roles,
-                                   hint="folder" if case.patient_dir in folders else "manifest")
+            evidence = predict_patient(case, loaded, roles_file=args.roles,
+                                       hint="folder" if case.patient_dir in folders else "manifest",
+                                       segmenter=segmenter, all_slices=args.all_slices)
+            report = build_report(evidence, loaded)
+            if explain:
+                explain(evidence, report)
         except MrParotidError as err:
             if len(cases) == 1:
                 raise
@@ -162,8 +244,12 @@ def cmd_diagnose(args, extra) -> int:
         reports.append(report)
         if not args.quiet:
             print(format_report(report) + "\n")
+            if explain:
+                print(explain.text(report) + "\n")
+    if explain and args.html:
+        explain.finish(reports, bad, quiet=args.quiet)
     if args.json:
-        Path(args.json).write_text(json.dumps(reports[0] if len(cases) == 1 else reports, indent=2), encoding="utf-8")
+        write_json(args.json, reports[0] if len(cases) == 1 else reports)
     if args.csv:
         _write_slice_csv(reports, Path(args.csv))
     if bad:
@@ -172,6 +258,16 @@ def cmd_diagnose(args, extra) -> int:
         for err in bad:
             print(f"skipped: {err}", file=sys.stderr)
     return 0
+
+
+def _explainer(args, loaded):
+    """None without ``--explain``/``--html``; else the report writer (heat maps into each report,
+    and with ``--html`` each patient's page and an index), after checking the model and folder."""
+    if not (getattr(args, "explain", False) or getattr(args, "html", None)):
+        return None
+    from mrparotid.report.writer import ReportWriter
+
+    return ReportWriter(loaded, html_dir=args.html, overwrite=args.overwrite)
 
 
 def _write_slice_csv(reports: list[dict], path: Path) -> None:
@@ -191,6 +287,10 @@ def cmd_evaluate(args, extra) -> int:
     from mrparotid.evaluation.predictions import read_predictions
 
     out = Path(args.out)
+    if getattr(args, "segmenter", None) and (args.predictions or not (args.checkpoint and args.manifest)):
+        raise ConfigError("--segmenter scores the clinic path of a run: it needs --checkpoint and "
+                          "--manifest", fix="e.g. mrparotid evaluate --checkpoint runs/X/checkpoints/"
+                          "best.ckpt --manifest cohort.csv --segmenter runs/S/checkpoints/best.ckpt --out eval/")
     if args.predictions:
         no_extra(extra)
         preds = read_predictions(args.predictions)
@@ -204,13 +304,20 @@ def cmd_evaluate(args, extra) -> int:
                               fix="e.g. mrparotid evaluate --checkpoint runs/X/checkpoints/best.ckpt "
                                   "--manifest cohort.csv --out eval/")
         from mrparotid.training.fit import predict_split
+        from mrparotid.training.run_dir import require_complete_run
 
+        require_complete_run(args.checkpoint)   # an interrupted run's model is not final
         cfg = _config(args, extra)
         paths = predict_split(args.checkpoint, cfg, args.split, out, progress=not args.quiet)
         metrics = evaluate_predictions(read_predictions(paths["preds"]), out,
                                        val_preds=read_predictions(paths["val"]) if paths.get("val") else None,
                                        malignant_min_slices=paths["rule_n"],
-                                       synthetic=paths["synthetic"], title=f"{args.split} split")
+                                       synthetic=paths["synthetic"], title=f"{args.split} split",
+                                       calibration=paths.get("calibration"), refer=cfg.get("refer"))
+    from mrparotid.evaluation.evaluate import add_error_pictures
+
+    add_error_pictures(out, metrics, **({} if args.predictions else {"checkpoint": args.checkpoint,
+                                                                      "cfg": cfg}))
     if metrics.get("synthetic"):
         print("[SYNTHETIC data - figures say nothing about clinical accuracy]")
     for warning in metrics.get("warnings", []):
@@ -225,6 +332,14 @@ def cmd_evaluate(args, extra) -> int:
     if pacc.get("n"):
         print(f"patient accuracy (rule) {pacc['estimate']:.3f} [{pacc['lo']:.3f}, {pacc['hi']:.3f}] "
               f"({pacc['k']}/{pacc['n']})")
+    from mrparotid.evaluation.calibration_report import calibration_lines
+    print("\n".join(calibration_lines(metrics.get("calibration"))))
+    if getattr(args, "segmenter", None):
+        from mrparotid.evaluation.clinic import run_clinic
+
+        print(run_clinic(args.checkpoint, _segmenter(args.segmenter), cfg["data"]["manifest"], out,
+                         split=args.split, roles_file=cfg["data"].get("dicom_roles"),
+                         progress=not args.quiet)["text"])
     print(f"report: {out / 'report.md'}")
     return 0
 

@@ -56,6 +56,10 @@ class AugmentConfig:
         Gamma exponent drawn log-uniformly from [min, max] (``x ** gamma``), > 0.
     p : float
         Probability that a sample is augmented at all (0..1); the others pass unchanged.
+    series_dropout : float
+        Probability in [0, 1) that a sample's MR series is zeroed (at least one kept), with
+        per-series "present" flag planes appended; 0 = off. Applied after this module by
+        :class:`mrparotid.data.series_dropout.SeriesDropout`, not by :class:`BatchAugment`.
     """
 
     hflip_p: float = 0.5
@@ -67,6 +71,7 @@ class AugmentConfig:
     contrast: float = 0.2
     gamma: tuple[float, float] = (0.8, 1.25)
     p: float = 1.0
+    series_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         self.scale = _pair("scale", self.scale)
@@ -76,6 +81,10 @@ class AugmentConfig:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}={value} -> use a probability in [0, 1]")
             setattr(self, name, value)
+        self.series_dropout = float(self.series_dropout)
+        if not 0.0 <= self.series_dropout < 1.0:
+            raise ConfigError(f"augment.series_dropout={self.series_dropout} -> use a probability "
+                              "in [0, 1), e.g. 0.3 (0 disables it)")
         for name in ("degrees", "translate", "brightness", "contrast"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):

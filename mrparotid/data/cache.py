@@ -2,14 +2,16 @@
 
 The key hashes the manifest row, the input files' names, sizes and mtimes and the preprocessing
 config (:data:`mrparotid.config.PREPROCESS_KEYS`), so a changed patient or setting re-prepares
-only what changed. Files are written atomically (temp file + rename): an interrupted run never
-leaves a half-written entry.
+only what changed. Files are written atomically (:mod:`mrparotid.io.atomic`: temp file + rename),
+so a killed ``prepare`` never leaves a half-written entry, and an entry that does not open as a
+complete ``.npz`` is rebuilt, never loaded. A file lock (``<cache>/.lock``) lets one process at a
+time prepare a cache folder: a second ``prepare`` on the same cohort waits, then reuses.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from mrparotid.config import config_hash, preprocess_config
 from mrparotid.constants import CLASSES, DIAGNOSES
 from mrparotid.data.preprocess import PatientSlices, patient_files, prepare_patient
 from mrparotid.data.splits import cohort_split
-from mrparotid.errors import CohortError, MrParotidError
-from mrparotid.io.manifest import Manifest, PatientCase
+from mrparotid.errors import CohortError, MrParotidError, OutputError
+from mrparotid.io.atomic import atomic_path
+from mrparotid.io.manifest import Manifest, PatientCase, outside_manifest_folder
 
 CACHE_VERSION = 2  # 2: series normalised over every slice of both sides (issue 9)
 
@@ -36,12 +39,41 @@ def cache_key(case: PatientCase, fingerprint: list, cfg: dict) -> str:
                         "version": CACHE_VERSION}, length=16)
 
 
+LOCK_FILE = ".lock"
+
+
 def save_slices(path: Path, slices: PatientSlices, provenance: dict) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, crops=slices.crops, labels=slices.labels, sides=slices.sides,
-             slice_index=slices.slice_index, z_mm=slices.z_mm,
-             provenance=np.array(json.dumps(provenance)))
-    os.replace(tmp, path)
+    """Write one entry atomically; a temporary of an earlier, killed write is removed first."""
+    for stale in path.parent.glob(f".{path.name}.tmp*"):   # only under the cache lock
+        stale.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, crops=slices.crops, labels=slices.labels, sides=slices.sides,
+                 slice_index=slices.slice_index, z_mm=slices.z_mm,
+                 provenance=np.array(json.dumps(provenance)))
+
+
+def entry_complete(path: Path) -> bool:
+    """True when ``path`` opens as a whole cache entry (the zip directory at its end reads, and
+    it lists the provenance); a missing, truncated or foreign file is not."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "provenance" in z.files
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return False
+
+
+def cache_lock(cache_dir: Path, *, progress: bool = True):
+    """The cache folder's file lock, acquired (waits for another process, saying so)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(cache_dir / LOCK_FILE))
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        if progress:
+            print(f"waiting for another mrparotid process preparing {cache_dir}")
+        lock.acquire()
+    return lock
 
 
 def load_slices(path: Path) -> tuple[PatientSlices, dict]:
@@ -83,24 +115,36 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     result = PreparedCohort(manifest, cache_dir)
     bar = tqdm(manifest.cases, desc="prepare" + (" (SYNTHETIC)" if manifest.synthetic else ""),
                unit="patient", disable=not progress)
+    lock = cache_lock(cache_dir, progress=progress)
+    try:
+        _prepare_cases(bar, result, cfg, manifest.synthetic)
+    finally:
+        lock.release()
+    if result.bad and not skip_bad:
+        raise CohortError(result.bad)
+    return result
+
+
+def _prepare_cases(bar, result: PreparedCohort, cfg: dict, synthetic: bool) -> None:
+    """Build or reuse each case's entry (the caller holds the cache lock)."""
+    cache_dir = result.cache_dir
     for case in bar:
         bar.set_postfix_str(case.patient_id)
         try:
             files = patient_files(case, require_tumour=True)
             key = cache_key(case, files.fingerprint(), cfg)
             path = cache_dir / f"{_safe(case.patient_id)}__{key}.npz"
-            if not path.exists():
+            if not entry_complete(path):
                 slices = prepare_patient(case, cfg, files=files)
                 save_slices(path, slices, {"patient_id": case.patient_id, "diagnosis": case.diagnosis,
                                            "key": key, "preprocess": preprocess_config(cfg),
-                                           "synthetic": manifest.synthetic})
+                                           "synthetic": synthetic})
                 result.built += 1
             result.entries[case.patient_id] = path
+        except OutputError:     # a full disk is no bad patient: stop, naming the path
+            raise
         except MrParotidError as err:
             result.bad.append(err)
-    if result.bad and not skip_bad:
-        raise CohortError(result.bad)
-    return result
 
 
 def _safe(text: str) -> str:
@@ -123,7 +167,9 @@ def cohort_table(prepared: PreparedCohort, cfg: dict) -> dict:
             diagnoses[by_id[pid].diagnosis] += 1
         table[split] = {"patients": len(ids), "diagnoses": diagnoses, "slices": slices}
     return {"splits": table, "bad_patients": [str(e) for e in prepared.bad],
-            "synthetic": prepared.manifest.synthetic}
+            "synthetic": prepared.manifest.synthetic,
+            "outside_manifest_folder": {c.patient_id: str(c.patient_dir)
+                                        for c in outside_manifest_folder(prepared.manifest)}}
 
 
 def format_table(summary: dict) -> str:
@@ -146,6 +192,11 @@ def format_table(summary: dict) -> str:
     lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
     if summary.get("synthetic"):
         lines.insert(0, "SYNTHETIC phantom cohort - not patient data")
+    outside = summary.get("outside_manifest_folder") or {}
+    if outside:
+        lines.append(f"{len(outside)} patient folder(s) outside the manifest's folder "
+                     "(through .., an absolute path or a symbolic link):")
+        lines += [f"  {pid}: {folder}" for pid, folder in outside.items()]
     if summary["bad_patients"]:
         lines.append(f"{len(summary['bad_patients'])} bad patient(s) left out:")
         lines += [f"  {b}" for b in summary["bad_patients"]]

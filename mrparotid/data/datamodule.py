@@ -16,10 +16,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mrparotid.data.augment import BatchAugment
+from mrparotid.data.series_dropout import SeriesDropout
 from mrparotid.data.cache import PreparedCohort, load_slices, prepare_cohort
 from mrparotid.config import channel_options
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ManifestError
+from mrparotid.models.precision import channels_last
 from mrparotid.data.splits import assert_disjoint, cohort_split
 from mrparotid.io.manifest import Manifest, read_manifest
 from mrparotid.data.crops import select_channels
@@ -92,6 +94,7 @@ class ParotidDataModule(pl.LightningDataModule):
         self.prepared: PreparedCohort | None = None
         self.data: dict[str, SplitData] = {}
         self.augment = BatchAugment(self.channels, cfg.get("augment"))
+        self.series_dropout = SeriesDropout(self.channels, self.augment.cfg.series_dropout)
 
     def prepare_data(self) -> None:
         """Build missing cache entries (once per process; Lightning may call it again)."""
@@ -140,7 +143,11 @@ class ParotidDataModule(pl.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         x, y = batch
-        x = x.float().div_(255.0)
-        if self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        # channels_last (the model's layout): unaugmented batches change layout as uint8 (4x fewer
+        # bytes than float; .float() keeps it), augmented ones at the end (grid_sample gives NCHW)
+        x = (x if training else channels_last(x)).float().div_(255.0)
+        if training:
             x = self.augment.train()(x)
-        return x, y
+        # series dropout (training) and present-flag planes: identity without augment.series_dropout
+        return channels_last(self.series_dropout(x, train=self.trainer is not None and self.trainer.training)), y

@@ -31,7 +31,7 @@ class Study:
 
     patient_id: str
     series: dict[str, np.ndarray]
-    gland: np.ndarray
+    gland: np.ndarray | None        # None only when read with require_gland=False (series only)
     tumour: np.ndarray | None
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]
@@ -39,7 +39,7 @@ class Study:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.gland.shape
+        return self.series["T1"].shape if self.gland is None else self.gland.shape
 
     def index_to_lps(self, zyx: np.ndarray) -> np.ndarray:
         """(n, 3) voxel indices in (z, y, x) order → (n, 3) LPS positions in mm."""
@@ -81,13 +81,16 @@ def geometry_line(role: str, image: sitk.Image) -> str:
     return f"{role}: size {image.GetSize()} spacing ({sp}) mm origin ({org}) direction {d}"
 
 
-def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None) -> Study:
+def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None, *,
+                require_gland: bool = True) -> Study:
     """Read a patient's files (or take already-read ``images``) and bring all onto the T1 grid.
+    With ``require_gland=False`` a patient without a gland mask gives ``Study.gland = None``.
 
     Raises
     ------
     InputError
-        A series or mask that does not overlap the T1 field of view, or an empty gland mask.
+        A series or mask that does not overlap the T1 field of view, or an empty (or, with
+        ``require_gland``, missing) gland mask.
     """
     pid = files.patient_id
     if images is None:
@@ -116,11 +119,14 @@ def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None
                              path=_where(files, role), fix="export the mask on the grid of one "
                              "of the patient's series (same study, same frame of reference)")
         masks[role] = arr
-    if not masks["gland"].any():
+    if "gland" not in masks and require_gland:
+        raise InputError("no gland mask found", patient=pid, path=_where(files, "gland"),
+                         fix="add parotid.nii.gz (nonzero = gland)")
+    if "gland" in masks and not masks["gland"].any():
         raise InputError("gland mask is empty", patient=pid, path=_where(files, "gland"),
                          fix="contour the parotid glands (nonzero = gland)")
     direction = np.array(reference.GetDirection(), dtype=float).reshape(3, 3)
-    return Study(pid, series, masks["gland"], masks.get("tumour"), tuple(reference.GetSpacing()),
+    return Study(pid, series, masks.get("gland"), masks.get("tumour"), tuple(reference.GetSpacing()),
                  tuple(reference.GetOrigin()), direction)
 
 

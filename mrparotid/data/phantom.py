@@ -23,6 +23,7 @@ from scipy.ndimage import map_coordinates
 
 from mrparotid.constants import DIAGNOSES
 from mrparotid.dicom.writer import write_dicom_series
+from mrparotid.io.atomic import atomic_path, write_text
 from mrparotid.io.manifest import PatientCase, write_manifest
 
 SYNTHETIC_NOTE = "SYNTHETIC phantom cohort made by 'mrparotid phantom': not patient data, no clinical meaning"
@@ -200,16 +201,22 @@ def write_patient(patient_dir: Path, spec: PhantomSpec, index: int) -> None:
         else:
             suffix = SUFFIXES[(index + s) % len(SUFFIXES)]
             image.SetMetaData("descrip", "SYNTHETIC phantom") if suffix.startswith(".nii") else None
-            sitk.WriteImage(image, str(patient_dir / f"{name}{suffix}"), useCompression=True)
+            _write(image, patient_dir / f"{name}{suffix}")
     mask_grid = grids[0] if index % 2 == 0 else grids[1]   # contours drawn on T1 or on CE-T1
     labels = render(spec, mask_grid, None)
     gland = np.where(labels == 3, 0, labels) if index % 4 == 1 else (labels > 0) & (labels < 3)
     gland_names = ("parotid", "gland", "parotid_mask")
     tumour_names = ("tumour", "tumor", "lesion")
-    sitk.WriteImage(_to_image(gland.astype(np.uint8), mask_grid, np.uint8),
-                    str(patient_dir / f"{gland_names[index % 3]}.nii.gz"), useCompression=True)
-    sitk.WriteImage(_to_image((labels == 3).astype(np.uint8), mask_grid, np.uint8),
-                    str(patient_dir / f"{tumour_names[index % 3]}.nii.gz"), useCompression=True)
+    _write(_to_image(gland.astype(np.uint8), mask_grid, np.uint8),
+           patient_dir / f"{gland_names[index % 3]}.nii.gz")
+    _write(_to_image((labels == 3).astype(np.uint8), mask_grid, np.uint8),
+           patient_dir / f"{tumour_names[index % 3]}.nii.gz")
+
+
+def _write(image: sitk.Image, path: Path) -> None:
+    """Write an image (compressed) atomically; the suffix picks the format."""
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
 
 
 def make_cohort(out_dir: str | Path, n_patients: int = 40, seed: int = 0,
@@ -224,7 +231,7 @@ def make_cohort(out_dir: str | Path, n_patients: int = 40, seed: int = 0,
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "SYNTHETIC.txt").write_text(SYNTHETIC_NOTE + "\n", encoding="utf-8")
+    write_text(out_dir / "SYNTHETIC.txt", SYNTHETIC_NOTE + "\n")
     rng = np.random.default_rng(seed)
     cases = []
     for i in tqdm(range(n_patients), desc="phantom patients (SYNTHETIC)", disable=not progress):

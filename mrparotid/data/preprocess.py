@@ -22,6 +22,8 @@ from mrparotid.io.files import PatientFiles, find_patient_files
 from mrparotid.io.manifest import PatientCase
 
 TUMOUR_FIX = "contour the tumour (tumour.nii.gz, nonzero = tumour) or use the patient only for diagnosis"
+PROCEDURE_FIX = ("add tumour.nii.gz, pass --segmenter SEG (a run of 'mrparotid segment fit'), "
+                 "or use --all-slices (every gland slice, a screening view)")
 
 
 @dataclass(frozen=True)
@@ -68,20 +70,27 @@ def select_side_slices(study: Study, diagnosis: str | None, *, margin_mm: float,
 def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224,
                    margin_mm: float = 10.0, percentiles: tuple[float, float] = (1.0, 99.0),
                    mode: str = "train") -> PatientSlices:
-    """Every labelled (``mode="train"``) or every (``"all"``) side slice of a study, cropped.
+    """The slices of the slice procedure (``mode="train"``: labelled; ``"diagnose"``: the same
+    slices, diagnosis and tumour optional) or every side slice (``"all"``, the screening view),
+    cropped (see :mod:`mrparotid.data.labels`).
 
     Each series is normalised to [0, 1] by ``percentiles`` over the crops of *every* slice of
     both sides' regions (gland ∪ tumour), whatever ``mode`` keeps, so a slice gets the same bytes
-    in both modes (``prepare`` and ``diagnose`` agree). A series the study lacks stays 0.
+    in every mode (``prepare`` and ``diagnose`` agree given the same masks). A series the study
+    lacks stays 0.
 
     Raises
     ------
     InputError
-        ``mode="train"`` and the tumour mask is missing or empty.
+        ``mode="train"`` and the tumour mask is missing or empty; ``mode="diagnose"`` and there
+        is no tumour mask at all (given or automatic).
     """
     if mode == "train" and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty or missing; a training patient needs one",
                          patient=study.patient_id, fix=TUMOUR_FIX)
+    if mode == "diagnose" and study.tumour is None:
+        raise InputError("no tumour mask: the slice procedure selects the tumour slices by it",
+                         patient=study.patient_id, fix=PROCEDURE_FIX)
     per_side = select_side_slices(study, diagnosis, margin_mm=margin_mm, mode=mode)
     rows = (np.concatenate([np.isin(s.all_index, s.slice_index) for s in per_side]) if per_side
             else np.zeros(0, bool))
@@ -113,16 +122,17 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
 
 
 def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES,
-                  hint: str = "manifest") -> PatientFiles:
+                  hint: str = "manifest", require_gland: bool = True) -> PatientFiles:
     """Where a patient's inputs are, without reading them: files by role in the named layout,
     or the whole folder as one ``"study"`` entry when it holds a DICOM study export. ``hint``:
-    ``"manifest"`` or ``"folder"`` (given on the command line), for the missing-folder fix."""
+    ``"manifest"`` or ``"folder"`` (given on the command line), for the missing-folder fix.
+    ``require_gland=False``: a named-layout folder may lack the gland mask (series only)."""
     from mrparotid.dicom import study as dicom_study
 
     if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
         return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
     return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
-                              series=series, hint=hint)
+                              series=series, hint=hint, require_gland=require_gland)
 
 
 def read_study_images(files: PatientFiles, *, require_tumour: bool,
@@ -137,20 +147,23 @@ def read_study_images(files: PatientFiles, *, require_tumour: bool,
 
 
 def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | None = None,
-               roles_file: str | Path | None = None) -> Study:
-    """Read one patient onto the T1 grid; ``files`` if already located.
+               roles_file: str | Path | None = None, require_gland: bool = True) -> Study:
+    """Read one patient onto the T1 grid; ``files`` if already located. ``require_gland=False``
+    (not with ``mode="train"``) reads a folder without a gland mask: ``Study.gland`` is None.
 
     Raises
     ------
     InputError
-        ``mode="train"`` and the tumour mask is empty.
+        ``mode="train"`` and the tumour mask is empty; the gland mask missing while required.
     """
     from mrparotid.data.grid import build_study
 
     train = mode == "train"
+    require_gland = require_gland or train
     if files is None:
-        files = patient_files(case, require_tumour=train)
-    study = build_study(files, read_study_images(files, require_tumour=train, roles_file=roles_file))
+        files = patient_files(case, require_tumour=train, require_gland=require_gland)
+    study = build_study(files, read_study_images(files, require_tumour=train, roles_file=roles_file),
+                        require_gland=require_gland)
     if train and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
                          path=files.paths.get("tumour", case.patient_dir), fix=TUMOUR_FIX)

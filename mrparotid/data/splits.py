@@ -8,13 +8,13 @@ that nothing ever recomputes it.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
 from mrparotid.config import config_hash
 from mrparotid.errors import ManifestError
+from mrparotid.io.atomic import write_json
 from mrparotid.io.manifest import SPLITS, PatientCase
 
 SPLIT_FILE = "split.json"
@@ -174,5 +174,5 @@ def saved_split(record: dict | None, cases, wanted: list[str], *, source: str | 
 def save_split(run_dir: Path, splits: dict[str, list[str]], cases) -> dict:
     """Write ``split.json`` into ``run_dir``; returns the record."""
     record = split_record(splits, cases)
-    (Path(run_dir) / SPLIT_FILE).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    write_json(Path(run_dir) / SPLIT_FILE, record, indent=1)
     return record

@@ -38,8 +38,17 @@ GLAND_RIGHT, GLAND_LEFT = 1, 2
 _STUDY_SOP_CLASS = "1.2.840.10008.3.1.2.3.1"  # Detached Study Management (by convention)
 
 
-def roi_contours(ds: pydicom.Dataset) -> dict[str, list[np.ndarray]]:
-    """ROI name → its CLOSED_PLANAR contours, each an (n, 3) array of LPS points in mm."""
+def roi_contours(ds: pydicom.Dataset, *, patient: str | None = None,
+                 path: str | Path | None = None) -> dict[str, list[np.ndarray]]:
+    """ROI name → its CLOSED_PLANAR contours, each an (n, 3) array of LPS points in mm.
+
+    Contours of fewer than three points (empty ones included) enclose nothing and are left out.
+
+    Raises
+    ------
+    InputError
+        ContourData that is not a list of finite (x, y, z) triplets.
+    """
     names = {int(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence", [])}
     out: dict[str, list[np.ndarray]] = {}
     for roi in ds.get("ROIContourSequence", []):
@@ -47,7 +56,14 @@ def roi_contours(ds: pydicom.Dataset) -> dict[str, list[np.ndarray]]:
         for contour in roi.get("ContourSequence", []):
             if contour.get("ContourGeometricType", "CLOSED_PLANAR") != "CLOSED_PLANAR":
                 continue
-            points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
+            try:
+                points = np.asarray(contour.get("ContourData") or [], dtype=float).reshape(-1, 3)
+            except (ValueError, TypeError):
+                points = np.full((1, 3), np.nan)
+            if not np.isfinite(points).all():
+                raise InputError(f"ROI {name!r}: a contour's ContourData is not a list of (x, y, z) "
+                                 "points in mm", patient=patient, path=path,
+                                 fix="re-export the structure set")
             if len(points) >= 3:
                 out.setdefault(name, []).append(points)
     return out
@@ -152,7 +168,7 @@ def masks_from_rtstruct(ds: pydicom.Dataset, reference: sitk.Image,
     Only roles with a matching, non-empty ROI are returned. ROIs matching no rule are ignored.
     """
     by_key: dict[str, np.ndarray] = {}
-    for name, contours in roi_contours(ds).items():
+    for name, contours in roi_contours(ds, patient=patient, path=path).items():
         key = match_roi(name, rules)
         if key is None:
             continue
@@ -327,9 +343,12 @@ def write_rtstruct(rois: Mapping[str, np.ndarray], series_files: Sequence[Path],
 
 
 def _save(ds: pydicom.Dataset, path: Path) -> None:
-    """Save as a DICOM Part-10 file (preamble + file meta) with pydicom 3 or 2.4."""
-    try:
-        ds.save_as(path, enforce_file_format=True)
-    except TypeError:  # pydicom < 3
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-        ds.save_as(path, write_like_original=False)
+    """Save as a DICOM Part-10 file (preamble + file meta) with pydicom 3 or 2.4, atomically."""
+    from mrparotid.io.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        try:
+            ds.save_as(tmp, enforce_file_format=True)
+        except TypeError:  # pydicom < 3
+            ds.is_little_endian, ds.is_implicit_VR = True, False
+            ds.save_as(tmp, write_like_original=False)

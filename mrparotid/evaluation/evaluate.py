@@ -13,12 +13,14 @@ import pandas as pd
 from mrparotid.constants import CLASSES
 from mrparotid.errors import InputError
 from mrparotid.evaluation import stats
+from mrparotid.evaluation.calibration import calibration_section
 from mrparotid.evaluation.bootstrap import (BOOTSTRAP_METHOD, accuracy, bootstrap_accuracy, bootstrap_micro_auc,
                                             bootstrap_paired_difference, micro_auc)
 from mrparotid.evaluation.metrics import check_scorable, label_arrays, patient_metrics, slice_metrics
 from mrparotid.evaluation.plots import plot_ablation, plot_confusion, plot_roc
 from mrparotid.evaluation.predictions import KEY, as_predictions
 from mrparotid.evaluation.report import ablation_markdown, evaluation_markdown
+from mrparotid.io.atomic import write_text
 
 
 
@@ -56,7 +58,8 @@ def _slice_rows(sm: dict) -> list[dict]:
 
 def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, *,
                          val_preds: pd.DataFrame | str | Path | None = None, malignant_min_slices: int = 2,
-                         synthetic: bool = False, title: str = "", val_source: str = "") -> dict:
+                         synthetic: bool = False, title: str = "", val_source: str = "",
+                         calibration: dict | None = None, refer: dict | None = None) -> dict:
     """Evaluate slice predictions at slice and patient level and write a report.
 
     Parameters
@@ -76,6 +79,10 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
     synthetic : bool
         Mark report and figures as synthetic data (no clinical claim); also set when the
         predictions file starts with ``# SYNTHETIC``.
+    calibration, refer : dict, optional
+        The checkpoint's calibration record (None: fitted here on ``val_preds``) and the
+        ``refer:`` config section; see :func:`mrparotid.evaluation.calibration.calibration_section`
+        (``metrics["calibration"]``: ECE/Brier before/after, p(malignant) AUC, refer band).
 
     Returns
     -------
@@ -111,18 +118,21 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
                "bootstrap_method": BOOTSTRAP_METHOD, "warnings": warnings,
                "unlabelled_rows": int(df.attrs.get("unlabelled_rows", 0)),
                "slice": sm, "patient": pm, "files": files}
-    pd.DataFrame(sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"),
-                 columns=list(CLASSES)).to_csv(out / files["confusion_csv"])
+    metrics["calibration"] = calibration_section(df, out, val=val, calibration=calibration, refer_cfg=refer,
+                                                 synthetic=synthetic, title=title)
+    files.update(metrics["calibration"]["files"])
+    write_text(out / files["confusion_csv"], pd.DataFrame(
+        sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"), columns=list(CLASSES)).to_csv())
     rows = pd.DataFrame(_slice_rows(sm))
     rows[["k", "n"]] = rows[["k", "n"]].astype("Int64")
-    rows.to_csv(out / files["slice_metrics"], index=False)
-    table.to_csv(out / files["patients"], index=False)
+    write_text(out / files["slice_metrics"], rows.to_csv(index=False))
+    write_text(out / files["patients"], table.to_csv(index=False))
     tag = f" — {title}" if title else ""
     plot_confusion(np.asarray(sm["confusion"]), out / files["confusion_png"],
                    title=f"Slice confusion matrix{tag}", synthetic=synthetic)
     plot_roc(y, p, out / files["roc_png"], title=f"Slice ROC (one-vs-rest){tag}", synthetic=synthetic)
-    (out / files["report"]).write_text(evaluation_markdown(metrics, synthetic, title), encoding="utf-8")
-    (out / files["metrics"]).write_text(json.dumps(_jsonable(metrics), indent=1), encoding="utf-8")
+    write_text(out / files["report"], evaluation_markdown(metrics, synthetic, title))
+    write_text(out / files["metrics"], json.dumps(_jsonable(metrics), indent=1))
     return metrics
 
 
@@ -202,8 +212,26 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
     table = pd.DataFrame(rows)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "ablation.csv", index=False)
+    write_text(out / "ablation.csv", table.to_csv(index=False))
     md = ablation_markdown(rows, reference_name, synthetic)
-    (out / "ablation.md").write_text(md, encoding="utf-8")
+    write_text(out / "ablation.md", md)
     plot_ablation(rows, out / "ablation.png", synthetic=synthetic)
     return table
+
+
+def add_error_pictures(out_dir: str | Path, metrics: dict, *, checkpoint: str | Path | None = None,
+                       cfg: dict | None = None) -> dict[str, Path] | None:
+    """Write a montage per patient the rule misdiagnosed beside ``report.md`` and append a section
+    listing them to it (:mod:`mrparotid.report.misdiagnosed`). Without ``checkpoint`` (an
+    evaluation of a predictions CSV: no crops) the section says montages need ``--checkpoint``.
+    Returns patient → montage path, or None without a checkpoint."""
+    from mrparotid.io.atomic import write_text
+    from mrparotid.report.misdiagnosed import error_montages, montage_section
+
+    wrong = metrics["patient"]["rule"]["misdiagnosed"]
+    written = (None if checkpoint is None else
+               error_montages(checkpoint, cfg, wrong, out_dir, synthetic=bool(metrics.get("synthetic"))))
+    report = Path(out_dir) / metrics["files"]["report"]
+    write_text(report, report.read_text(encoding="utf-8").rstrip("\n") + "\n"
+               + montage_section(wrong, written))
+    return written

@@ -132,6 +132,12 @@ def _patients(df: pd.DataFrame) -> tuple[dict[str, tuple[str, np.ndarray, np.nda
     return out, excluded
 
 
+def patient_slices(df: pd.DataFrame) -> tuple[dict[str, tuple[str, np.ndarray, np.ndarray]], list[str]]:
+    """patient_id -> (true diagnosis, probs (n, 4), tumour-slice mask (n,)) and the ids of patients
+    without a tumour slice: the patient grouping every patient-level score uses."""
+    return _patients(df)
+
+
 def _patient_summary(truth: dict[str, str], called: dict[str, str]) -> dict:
     """Table 5 and benign-vs-malignant patient metrics from true and called diagnoses."""
     col = {c: i for i, c in enumerate(CLASSES)} | {NO_TUMOUR_FOUND: 0}

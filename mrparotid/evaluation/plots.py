@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from mrparotid.constants import CLASSES
 from mrparotid.evaluation.stats import per_class_auc, roc_curve, micro_auc
+from mrparotid.io.atomic import atomic_path
 
 SYNTHETIC_NOTE = "SYNTHETIC DATA — not clinical"
 _DPI = 120
@@ -43,7 +44,8 @@ def _save(fig: Figure, out_png: str | Path, synthetic: bool) -> Path:
     out = Path(out_png)
     out.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=_DPI, format="png")
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=_DPI, format="png")
     return out
 
 

@@ -6,7 +6,9 @@ The predictions CSV has one slice a row::
 
 ``true``/``pred`` are class names (:data:`~mrparotid.constants.CLASSES`), ``side`` is ``L`` or
 ``R``, ``index`` the slice index, the ``p_*`` columns class probabilities in [0, 1] whose
-largest entry is ``pred``. Leading lines that start with ``#`` are comments; a first line
+largest entry is ``pred``. They are always the model's raw (uncalibrated, temperature 1) softmax:
+the checkpoint's temperature is applied once, by the reader that needs calibrated numbers
+(:mod:`mrparotid.inference.calibrate`), never written here. Leading lines that start with ``#`` are comments; a first line
 ``# SYNTHETIC ...`` (see :data:`SYNTHETIC_LINE`) marks predictions on synthetic (phantom) data, and
 every report made from the file carries the synthetic banner.
 """
@@ -20,6 +22,7 @@ import pandas as pd
 
 from mrparotid.constants import CLASSES
 from mrparotid.errors import InputError
+from mrparotid.io.atomic import atomic_path
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
@@ -152,7 +155,7 @@ def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path
     synthetic = bool(synthetic or df.attrs.get("synthetic"))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as fh:
         if synthetic:
             fh.write(SYNTHETIC_LINE + "\n")
         df.sort_values(KEY).to_csv(fh, index=False, float_format="%.6g")

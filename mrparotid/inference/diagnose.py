@@ -6,20 +6,22 @@ headers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from mrparotid.constants import CLASSES, SERIES
+from mrparotid.constants import CLASSES
 from mrparotid.data.grid import Study
 from mrparotid.data.preprocess import PatientSlices
-from mrparotid.inference.decide import PatientDecision, decide_patient
-from mrparotid.errors import CheckpointError, InputError, MissingSeriesError
+from mrparotid.inference.decide import PatientDecision
+from mrparotid.inference.refer import refer_line, refer_report
+from mrparotid.errors import InputError, MissingSeriesError
+from mrparotid.inference.missing import missing_series, missing_series_error, required_series
 from mrparotid.io.manifest import PatientCase
-from mrparotid.inference.predict import predict_probs
+from mrparotid.inference.masks import Segmenter, StudyMasks
 from mrparotid.models.checkpoint import LoadedModel
-from mrparotid.data.crops import PLANES, select_channels
+from mrparotid.data.crops import PLANES
 from mrparotid.data.labels import UNLABELLED
 
 
@@ -27,6 +29,12 @@ from mrparotid.data.labels import UNLABELLED
 GLAND_WITHOUT_TUMOUR = ("no tumour mask: the model was trained on series zeroed outside gland ∪ tumour "
                         "(series_mask: gland); the tumour's extent is unknown here, so the series are "
                         "kept whole instead of blanking the tumour")
+
+#: Report note: the procedure's view on a patient whose given tumour mask is empty.
+EMPTY_TUMOUR_MASK = "the tumour mask is empty: no tumour slice, so no tumour diagnosis"
+
+#: How the text report names a mask's source.
+SOURCE_WORDS = {"given": "given (patient folder)", "auto": "AUTOMATIC (segmenter)", "none": "none"}
 
 #: Short column heads of the per-slice table, by class.
 SHORT = {"no_tumour": "p_none", "pleomorphic_adenoma": "p_PA", "warthin": "p_Warthin",
@@ -50,47 +58,64 @@ class PatientEvidence:
     probs: np.ndarray
     decision: PatientDecision
     notes: tuple[str, ...] = ()
+    #: The model's series the patient lacks (a series-dropout model only; their planes in ``x``
+    #: are 0) and the present flags over ``loaded.series_flags`` (bool (k,); k = 0 without
+    #: dropout) that the model gets beside ``x`` (``predict_probs(..., present=...)``).
+    missing_series: tuple[str, ...] = ()
+    present: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    #: Where the masks came from (given/auto), tumour found per side, warnings; and the view of
+    #: the slices: ``"procedure"`` or ``"screening"`` (``--all-slices``).
+    masks: StudyMasks | None = None
+    view: str = "procedure"
 
 
 def predict_patient(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
-                    hint: str = "manifest") -> PatientEvidence:
-    """Read one patient, cut its slices, predict them and apply the patient rule. ``hint``: where
-    the folder was named, ``"manifest"`` or ``"folder"`` (command line), for a missing-folder fix."""
-    from mrparotid.data.preprocess import load_study, patient_files, slices_of_study
+                    hint: str = "manifest", segmenter: Segmenter | None = None,
+                    all_slices: bool = False) -> PatientEvidence:
+    """Read one patient, take its masks (from the folder, else from ``segmenter``), cut the
+    slices of the slice procedure (``all_slices``: every gland slice, the screening view), predict
+    them and apply the patient rule (:func:`mrparotid.inference.procedure.predict_study`).
+    ``hint``: where the folder was named, ``"manifest"`` or ``"folder"`` (command line), for a
+    missing-folder fix."""
+    from mrparotid.data.preprocess import load_study, patient_files
+    from mrparotid.inference.masks import NO_TUMOUR_BY_SEGMENTER, resolve_masks
+    from mrparotid.inference.procedure import SCREENING_NOTE, predict_study
 
-    meta = loaded.meta
-    channels = loaded.channels
-    needed = tuple(c for c in channels if c in SERIES)
-    series_mask = meta.get("series_mask", "none")
+    series_mask = loaded.meta.get("series_mask", "none")
     try:
-        files = patient_files(case, require_tumour=False, series=needed, hint=hint)
+        files = patient_files(case, require_tumour=False, series=required_series(loaded), hint=hint,
+                              require_gland=False)
     except MissingSeriesError as err:
-        raise CheckpointError(f"{err.message}, but the checkpoint was trained on "
-                              f"{','.join(channels)}", patient=case.patient_id, path=err.path,
-                              fix="add the series, or use a checkpoint trained without it "
-                                  "(mrparotid ablate --channels ...)") from None
-    study = load_study(case, mode="all", files=files, roles_file=roles_file)
-    if series_mask == "tumour" and (study.tumour is None or not study.tumour.any()):
+        raise missing_series_error(err, case, loaded) from None
+    read = load_study(case, mode="diagnose", files=files, roles_file=roles_file, require_gland=False)
+    missing = missing_series(case, loaded, read.series)    # only a series-dropout model allows any
+    masks = resolve_masks(read, segmenter, need_tumour=not all_slices)
+    study = masks.study
+    tumour_known = study.tumour is not None and bool(study.tumour.any())
+    if series_mask == "tumour" and masks.source["tumour"] != "auto" and not tumour_known:
         raise InputError("the checkpoint zeroes the series outside the tumour (series_mask: tumour) "
                          "but the patient has no tumour mask", patient=case.patient_id,
-                         path=case.patient_dir, fix="add tumour.nii.gz, or use a checkpoint trained "
-                         "with --data.series_mask none")
-    slices = slices_of_study(study, case.diagnosis, meta["preprocess"], mode="all")
-    tumour_known = study.tumour is not None and bool(study.tumour.any())
-    x = select_channels(slices.crops, channels, series_mask, tumour_known=tumour_known,
-                        **meta.get("channel_options", {}))
-    probs = predict_probs(loaded.model, x)
-    rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
-    notes = (GLAND_WITHOUT_TUMOUR,) if series_mask == "gland" and not tumour_known else ()
-    return PatientEvidence(case, study, slices, np.asarray(x), probs, decide_patient(probs, rule_n),
-                           notes)
+                         path=case.patient_dir, fix="add tumour.nii.gz, pass --segmenter SEG, or use "
+                         "a checkpoint trained with --data.series_mask none")
+    given_tumour = masks.source["tumour"] == "given"
+    pred = predict_study(study, loaded, case.diagnosis if given_tumour else None,
+                         all_slices=all_slices, labelled=masks.source["tumour"] != "auto")
+    notes = [SCREENING_NOTE] if all_slices else []
+    if series_mask == "gland" and not tumour_known:
+        notes.append(GLAND_WITHOUT_TUMOUR)
+    if masks.source["tumour"] == "auto" and not tumour_known:
+        notes.append(NO_TUMOUR_BY_SEGMENTER)
+    elif given_tumour and not tumour_known and not all_slices:
+        notes.append(EMPTY_TUMOUR_MASK)
+    return PatientEvidence(case, study, pred.slices, pred.x, pred.probs, pred.decision, tuple(notes),
+                           missing_series=missing, present=pred.present, masks=masks, view=pred.view)
 
 
 def slice_rows(evidence: PatientEvidence) -> list[dict]:
     """The per-slice table of the report, ordered by side then slice index."""
     slices, probs, study = evidence.slices, evidence.probs, evidence.study
     order = np.lexsort((slices.slice_index, slices.sides))
-    tumour_on_slice = slices.crops[:, PLANES.index("tumour")].reshape(len(slices), -1).any(1)
+    tumour_on_slice = slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))   # 0 slices: ok
     rows = []
     for i in order:
         row = {"side": str(slices.sides[i]), "index": int(slices.slice_index[i]),
@@ -104,9 +129,18 @@ def slice_rows(evidence: PatientEvidence) -> list[dict]:
     return rows
 
 
+def tumour_on_slices(evidence: PatientEvidence) -> np.ndarray | None:
+    """Bool (n,): the slices the tumour mask marks; None when the study has no tumour mask."""
+    if evidence.study.tumour is None:
+        return None
+    return evidence.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
+
+
 def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
     """The report dict: ``patient_id, diagnosis, counts, slices, rule, model, synthetic``
-    (+ ``notes``, ``true_diagnosis`` when known)."""
+    (+ ``notes``, ``true_diagnosis`` when known); ``diagnosis`` is the rule's (the paper's) and
+    ``p_malignant, aggregation, answer, refer_band, calibration`` come from the checkpoint's
+    calibration (:func:`mrparotid.inference.refer.refer_report`)."""
     case, decision, meta = evidence.case, evidence.decision, loaded.meta
     report = {"patient_id": case.patient_id, "diagnosis": decision.diagnosis, "counts": decision.counts,
               "slices": slice_rows(evidence), "rule": decision.trace,
@@ -115,15 +149,54 @@ def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
               "synthetic": bool(meta.get("synthetic", False)) or _synthetic_dir(case.patient_dir)}
     if evidence.notes:
         report["notes"] = list(evidence.notes)
+    report["missing_series"] = list(evidence.missing_series)    # [] when every series is there
+    report.update(refer_report(evidence.probs, tumour_on_slices(evidence), meta, decision.diagnosis))
+    report.update(mask_report(evidence))
+    report["model"]["series_dropout"] = float(meta.get("series_dropout", 0.0))
     if case.diagnosis:
         report["true_diagnosis"] = case.diagnosis
     return report
 
 
 def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
-                  hint: str = "manifest") -> dict:
+                  hint: str = "manifest", segmenter: Segmenter | None = None,
+                  all_slices: bool = False) -> dict:
     """:func:`predict_patient` then :func:`build_report`: the report dict of one patient."""
-    return build_report(predict_patient(case, loaded, roles_file=roles_file, hint=hint), loaded)
+    return build_report(predict_patient(case, loaded, roles_file=roles_file, hint=hint,
+                                        segmenter=segmenter, all_slices=all_slices), loaded)
+
+
+def mask_report(evidence: PatientEvidence) -> dict:
+    """The report's ``view`` (``procedure``/``screening``), ``masks`` (role → ``given``/``auto``/
+    ``none``), ``tumour_found`` (side → bool, null without a tumour mask), ``warnings`` and, when a
+    mask is automatic, ``segmenter`` (its checkpoint)."""
+    masks = evidence.masks
+    out = {"view": evidence.view}
+    if masks is None:
+        return out
+    out.update(masks=dict(masks.source), tumour_found=dict(masks.tumour_found),
+               warnings=list(masks.warnings))
+    if masks.automatic:
+        out["segmenter"] = {"checkpoint": str(masks.segmenter_path)}
+    return out
+
+
+def mask_lines(report: dict) -> list[str]:
+    """Text-report lines: which masks are automatic, tumour per side, warnings, the view."""
+    lines = []
+    if report.get("view") == "screening":
+        lines.append("view: SCREENING (--all-slices): every gland slice predicted")
+    masks = report.get("masks")
+    if masks:
+        auto = [r for r, s in masks.items() if s == "auto"]
+        lines.append("masks: " + ", ".join(f"{r} {SOURCE_WORDS[s]}" for r, s in masks.items())
+                     + (f" (segmenter {report['segmenter']['checkpoint']})" if auto else ""))
+        found = report.get("tumour_found", {})
+        if any(v is not None for v in found.values()):
+            lines.append("tumour found: " + ", ".join(
+                f"side {s} {'yes' if v else 'no'}" for s, v in sorted(found.items())))
+    lines.extend(f"WARNING: {w}" for w in report.get("warnings", []))
+    return lines
 
 
 def _synthetic_dir(patient_dir: Path) -> bool:
@@ -142,6 +215,11 @@ def format_report(report: dict) -> str:
     rule = report["rule"]
     lines.append(f"rule: > {rule.get('malignant_min_slices')} malignant slices -> malignant; "
                  f"decided by {rule.get('branch')}")
+    if report.get("missing_series"):
+        lines.append(f"missing series: {', '.join(report['missing_series'])} (answered without "
+                     "it by a model trained with series dropout; its input is zero, flagged absent)")
+    lines.extend(mask_lines(report))
+    lines.extend([refer_line(report)] if "answer" in report else [])
     lines.extend(f"note: {n}" for n in report.get("notes", []))
     with_truth = any("true" in s or "tumour_in_mask" in s for s in report["slices"])
     truth_head = f"{'true':<20} " if with_truth else ""

@@ -101,18 +101,19 @@ MISSING_FOLDER_FIX = {"manifest": "check patient_dir in the manifest (relative t
 
 def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
                        require_tumour: bool = False, series: tuple[str, ...] = SERIES_ROLES,
-                       hint: str = "manifest") -> PatientFiles:
+                       hint: str = "manifest", require_gland: bool = True) -> PatientFiles:
     """Find the series and masks in ``patient_dir`` by name.
 
     ``series`` lists the series that must be present (T1, the reference grid, always is).
     ``hint`` says where the folder was named: ``"manifest"`` (a manifest's patient_dir) or
     ``"folder"`` (a path on the command line); it picks the fix of a missing-folder error.
+    ``require_gland=False`` accepts a folder without a gland mask (series only, for the segmenter).
 
     Raises
     ------
     InputError
-        Folder missing or empty, a series or the gland mask missing, two entries for one role,
-        or (``require_tumour``) the tumour mask missing.
+        Folder missing or empty, a series or (``require_gland``) the gland mask missing, two
+        entries for one role, or (``require_tumour``) the tumour mask missing.
     """
     patient_dir = Path(patient_dir)
     pid = patient_id or patient_dir.name
@@ -133,7 +134,8 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
             names = ", ".join(p.name for p in paths)
             raise InputError(f"{len(paths)} entries match the {role} role ({names})", patient=pid,
                              path=paths[1], fix="keep exactly one and rename or move the others")
-    required = ["T1"] + [r for r in series if r != "T1"] + ["gland"] + (["tumour"] if require_tumour else [])
+    required = (["T1"] + [r for r in series if r != "T1"] + (["gland"] if require_gland else [])
+                + (["tumour"] if require_tumour else []))
     for role in required:
         if role not in found:
             names = "/".join(n.lower() if role in MASK_ROLES else n for n in ROLE_NAMES[role])
@@ -152,7 +154,8 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
     Raises
     ------
     InputError
-        Unreadable/truncated file, not 3-D, or non-finite voxel values.
+        Unreadable/truncated file, not 3-D, non-finite voxel values, a zero or negative spacing,
+        or a direction matrix that is not a rotation.
     """
     from mrparotid.dicom.series import read_dicom_series
 
@@ -172,6 +175,7 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
         raise InputError(f"expected a 3-D scalar volume, got {image.GetDimension()}-D with "
                          f"{image.GetNumberOfComponentsPerPixel()} component(s)", patient=patient,
                          path=path, fix="export a single 3-D volume per series")
+    _check_geometry(image, path, patient)
     image = sitk.Cast(image, sitk.sitkFloat32)
     values = sitk.GetArrayViewFromImage(image)
     # ITK's NIfTI reader zero-fills a truncated file and reads NaN as 0: check with nibabel
@@ -181,6 +185,48 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
         raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
                          fix="re-export the series; NaN/inf are not valid MR intensities")
     return image
+
+
+def _check_geometry(image: sitk.Image, path: Path, patient: str | None) -> None:
+    """InputError for a zero, negative or non-finite spacing (mm) or origin. ITK's NIfTI reader
+    turns a zero pixdim into 1 and a negative one into its absolute value, so the NIfTI header
+    is read as stored."""
+    spacing = np.asarray(image.GetSpacing(), dtype=float)
+    stored = _stored_spacing(path)
+    spacing = spacing if stored is None else stored
+    if not (np.isfinite(spacing).all() and (spacing > 0).all()) or not np.isfinite(image.GetOrigin()).all():
+        raise InputError(f"voxel spacing {tuple(float(s) for s in spacing)} mm (must be > 0) or "
+                         f"origin {tuple(image.GetOrigin())} not finite", patient=patient, path=path,
+                         fix="re-export the image with its true geometry")
+    direction = np.asarray(image.GetDirection(), dtype=float).reshape(3, 3)
+    if not np.allclose(direction.T @ direction, np.eye(3), atol=1e-3):
+        raise InputError(f"direction matrix {np.round(direction, 3).tolist()} is not a rotation "
+                         "(columns must be orthonormal)", patient=patient, path=path,
+                         fix="re-export the image with its true orientation")
+
+
+def _stored_spacing(path: Path) -> np.ndarray | None:
+    """Voxel spacing as written in a NIfTI-1 (pixdim[1:4]) or MetaImage (ElementSpacing) header,
+    before any reader "fixes" it; None for other formats or an unreadable header."""
+    import gzip
+    import struct
+
+    name = path.name.lower()
+    try:
+        if name.endswith((".nii", ".nii.gz")):
+            with (gzip.open(path, "rb") if name.endswith(".gz") else open(path, "rb")) as fh:
+                head = fh.read(348)
+            order = "<" if struct.unpack_from("<i", head, 0)[0] == 348 else ">"
+            return np.asarray(struct.unpack_from(f"{order}3f", head, 80), dtype=float)
+        if name.endswith((".mha", ".mhd")):
+            with open(path, "rb") as fh:
+                for line in fh.read(4096).split(b"\n"):
+                    key, _, value = line.partition(b"=")
+                    if key.strip() in (b"ElementSpacing", b"ElementSize"):
+                        return np.asarray(value.split()[:3], dtype=float)
+    except (OSError, EOFError, ValueError, struct.error):
+        return None
+    return None
 
 
 def _nifti_non_finite(path: Path, patient: str | None) -> int:

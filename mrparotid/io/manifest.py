@@ -18,6 +18,7 @@ from pathlib import Path
 
 from mrparotid.constants import DIAGNOSES
 from mrparotid.errors import ManifestError
+from mrparotid.io.atomic import atomic_path
 
 SPLITS = ("train", "val", "test")   # the values of the manifest's split column
 REQUIRED_COLUMNS = ("patient_id", "diagnosis", "patient_dir")
@@ -84,9 +85,13 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     cases, seen = [], {}
     for raw in reader:
         lineno = kept[reader.line_num - 1][0]   # the line in the file, comments counted
-        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        row = {k.strip(): (v or "").strip() if isinstance(v, str) else "" for k, v in raw.items()
+               if k is not None}
         pid = row["patient_id"]
         where = f"{path.name} row {lineno}"
+        if any("\x00" in v for v in row.values()):
+            raise ManifestError(f"{where}: a NUL byte in the row", path=path,
+                                fix="save the manifest as plain UTF-8 text")
         if not pid:
             raise ManifestError(f"{where}: empty patient_id", path=path, fix="give every row an id")
         if pid in seen:
@@ -115,10 +120,18 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     return Manifest(path.resolve(), tuple(cases), synthetic)
 
 
+def outside_manifest_folder(manifest: Manifest) -> list[PatientCase]:
+    """Cases whose ``patient_dir`` lies outside the manifest's folder, through ``..``, an
+    absolute path or a symbolic link (``patient_dir`` is resolved). Allowed, but ``prepare``
+    lists them so that it is visible."""
+    root = manifest.path.parent.resolve()
+    return [c for c in manifest.cases if not Path(c.patient_dir).resolve().is_relative_to(root)]
+
+
 def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None = None) -> None:
     """Write cases with ``patient_dir`` relative to the manifest's folder."""
     path = Path(path)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         if comment:
             for line in comment.splitlines():
                 fh.write(f"# {line}\n")

@@ -12,6 +12,7 @@ import torch
 from mrparotid import __version__
 from mrparotid.config import channel_options, config_hash, preprocess_config
 from mrparotid.constants import CLASSES
+from mrparotid.data.series_dropout import series_flags_for
 from mrparotid.errors import CheckpointError
 from mrparotid.models.factory import build_classifier
 from mrparotid.models.resnet import ResNet
@@ -26,6 +27,9 @@ def checkpoint_meta(cfg: dict, synthetic: bool, split: dict | None = None) -> di
             "preprocess": preprocess_config(cfg), "rule": dict(cfg["rule"]),
             "classes": list(CLASSES), "config_hash": config_hash(cfg), "synthetic": synthetic}
     meta["channel_options"] = channel_options(cfg["data"])   # e.g. gland_channel
+    dropout = float(cfg.get("augment", {}).get("series_dropout", 0.0))   # missing-series training
+    meta["series_dropout"] = dropout
+    meta["series_flags"] = list(series_flags_for(cfg["data"]["channels"], dropout))
     if split is not None:
         meta["split"] = split
     return meta
@@ -42,6 +46,11 @@ class LoadedModel:
     @property
     def channels(self) -> tuple[str, ...]:
         return tuple(self.meta["channels"])
+
+    @property
+    def series_flags(self) -> tuple[str, ...]:
+        """Series with a present flag (trained with series dropout); () for older checkpoints."""
+        return tuple(self.meta.get("series_flags", ()))
 
 
 def load_checkpoint(path: str | Path) -> LoadedModel:
@@ -71,7 +80,8 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError("not an mrparotid checkpoint", path=path, fix=fix)
-    model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False)
+    model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False,
+                             series_flags=tuple(meta.get("series_flags", ())))
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     try:
         model.load_state_dict(state)

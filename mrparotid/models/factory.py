@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mrparotid.constants import CLASSES
 from mrparotid.errors import ConfigError
 from mrparotid.models.pretrained import load_imagenet_weights
@@ -12,14 +14,23 @@ from mrparotid.models.resnet import ResNet, reduced_resnet18, tiny_resnet
 MODEL_NAMES: tuple[str, ...] = ("reduced_resnet18", "tiny_resnet", "resnet")
 
 
-def build_classifier(model_cfg: dict, in_chans: int, *, pretrained: bool = True) -> ResNet:
+def build_classifier(model_cfg: dict, in_chans: int, *, pretrained: bool = True,
+                     series_flags: Sequence[str] = ()) -> ResNet:
     """The classifier a config's ``model`` section describes, for ``in_chans`` input channels and
     the four slice classes.
 
     ``layers``, ``channels`` and ``stem_width`` apply to ``name: resnet``; the presets take only
     ``drop_rate``. ``pretrained=False`` skips ``init: imagenet:PATH`` (a checkpoint's weights are
-    about to replace it).
+    about to replace it). ``series_flags`` (a model trained with series dropout, see
+    :mod:`mrparotid.data.series_dropout`) adds one input plane per flagged series; the model
+    records them as ``model.series_flags`` for :func:`mrparotid.inference.predict.predict_probs`.
     """
+    model = _build_classifier(model_cfg, in_chans + len(series_flags), pretrained=pretrained)
+    model.series_flags = tuple(series_flags)
+    return model
+
+
+def _build_classifier(model_cfg: dict, in_chans: int, *, pretrained: bool) -> ResNet:
     name = model_cfg["name"]
     if name == "resnet":
         kw = {k: v for k, v in model_cfg.items() if k not in ("name", "init")}

@@ -18,6 +18,7 @@ from torchmetrics.classification import (MulticlassAccuracy, MulticlassConfusion
 
 from mrparotid.constants import CLASSES
 from mrparotid.models.factory import build_classifier
+from mrparotid.models.precision import channels_last, model_channels_last
 
 NUM_CLASSES = len(CLASSES)
 
@@ -74,14 +75,17 @@ class SliceClassifier(pl.LightningModule):
                  class_weights: list[float] | None = None, meta: dict | None = None):
         super().__init__()
         self.save_hyperparameters()
-        self.model = build_classifier(model, len(channels))
+        self.model = build_classifier(model, len(channels),   # + flag planes (series dropout)
+                                      series_flags=tuple((meta or {}).get("series_flags", ())))
+        model_channels_last(self.model)        # NHWC weights: the fast layout (state dict unchanged)
         weight = None if class_weights is None else torch.tensor(class_weights, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
         self.val_metrics, self.test_metrics = _stage_metrics("val"), _stage_metrics("test")
         self.test_confusion = MulticlassConfusionMatrix(NUM_CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        """Logits, float32 (B, 4), whatever the autocast precision inside the model."""
+        return self.model(channels_last(x)).float()
 
     def model_step(self, batch):
         x, y = batch

@@ -3,7 +3,6 @@ their comparison (the paper's Table 3)."""
 
 from __future__ import annotations
 
-import json
 import time
 from itertools import combinations
 from pathlib import Path
@@ -12,8 +11,12 @@ from mrparotid.config import check_trainer_args
 from mrparotid.constants import CHANNELS, SERIES
 from mrparotid.data.splits import cohort_split
 from mrparotid.errors import ManifestError
+from mrparotid.io.atomic import write_json
 from mrparotid.training.fit import fit
+from mrparotid.training.resume import read_plan, write_plan
 from mrparotid.training.run_dir import prepared_cohort
+
+ABLATE_PLAN = "ablate_plan"   # ablate_plan.json: channel sets and split, saved before the first run
 
 
 def channel_name(channels) -> str:
@@ -24,27 +27,38 @@ SERIES_COMBINATIONS: list[tuple[str, ...]] = [c for r in (1, 2, 3) for c in comb
 
 
 def ablate(cfg: dict, channel_sets: list[tuple[str, ...]], *, manifest: str | Path | None = None,
-           out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False) -> dict:
-    """Train and test one model per channel set on the same split; compare them."""
+           out_dir: str | Path | None = None, progress: bool = True, overwrite: bool = False,
+           resume: bool = False) -> dict:
+    """Train and test one model per channel set on the same split; compare them.
+
+    ``resume``: continue the interrupted ablation in ``out_dir`` with its saved config, channel
+    sets and split (``cfg``, ``channel_sets`` and ``manifest`` are then ignored), run by run.
+    """
+    if resume:
+        cfg, plan = read_plan(out_dir, ABLATE_PLAN)
+        channel_sets, manifest = [tuple(c) for c in plan["channel_sets"]], cfg["data"]["manifest"]
     check_trainer_args(cfg["trainer"])    # before any work: a bad trainer value fails at once
     manifest_path, prepared = prepared_cohort(cfg, manifest, progress=progress)
     mf = prepared.manifest
-    splits = cohort_split(prepared.ok_cases(), cfg["data"])
+    splits = plan["splits"] if resume else cohort_split(prepared.ok_cases(), cfg["data"])
     if not splits["test"]:
         raise ManifestError("the manifest gives no test patients; ablate needs them", path=mf.path,
                             fix="mark some rows split=test, or set --data.test_fraction > 0")
     out_root = Path(out_dir) if out_dir else Path("runs") / ("ablate-" + time.strftime("%Y%m%d-%H%M%S"))
+    if not resume:
+        write_plan(out_root, ABLATE_PLAN, dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path))),
+                   {"channel_sets": [list(c) for c in channel_sets], "splits": splits})
     results = []
     for channels in channel_sets:
         run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(channels)))
         name = channel_name(channels)
         summary = fit(run_cfg, manifest=manifest_path, out_dir=out_root / name, splits=splits,
-                      progress=progress, evaluate=True, overwrite=overwrite)
+                      progress=progress, evaluate=True, overwrite=overwrite, resume=resume)
         results.append({"name": name, "channels": list(channels), "run_dir": str(out_root / name),
                         "test": summary.get("test")})
     table = {"runs": results, "splits": splits, "synthetic": mf.synthetic}
     table["report"] = ablation_report(out_root, results, mf.synthetic)
-    (out_root / "ablation.json").write_text(json.dumps(table, indent=2, default=str), encoding="utf-8")
+    write_json(out_root / "ablation.json", table)
     return table
 
 

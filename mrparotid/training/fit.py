@@ -14,14 +14,24 @@ from mrparotid.config import check_trainer_args, dump_config
 from mrparotid.data.splits import save_split
 from mrparotid.errors import ManifestError
 from mrparotid.io.manifest import read_manifest
-from mrparotid.training.run_dir import (default_manifest, git_hash, is_worker, quiet_lightning,
-                                        resolve_run_dir)
+from mrparotid.io.atomic import write_json
+from mrparotid.training.run_dir import (default_manifest, git_hash, holds_run, is_worker,
+                                        quiet_lightning, resolve_run_dir)
 
 
 def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | None = None,
         splits: dict[str, list[str]] | None = None, progress: bool = True,
-        evaluate: bool = True, overwrite: bool = False) -> dict:
-    """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``."""
+        evaluate: bool = True, overwrite: bool = False, resume: bool = False,
+        segmenter=None) -> dict:
+    """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``.
+
+    ``resume``: continue the interrupted run in ``out_dir`` from its ``checkpoints/last.ckpt``
+    (from epoch 0 when there is none yet); a complete run (``summary.json``) is returned as it is.
+    ``cfg`` and ``splits`` should then be the run's own
+    (:func:`mrparotid.training.resume.resume_point`). ``segmenter``
+    (:class:`mrparotid.inference.masks.Segmenter`) adds the clinic path (automatic masks) to the
+    evaluation: ``evaluation/clinic.md``.
+    """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
@@ -29,19 +39,28 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     from mrparotid.data.datamodule import ParotidDataModule
     from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
     from mrparotid.models.lit_module import SliceClassifier, class_weights_from
+    from mrparotid.training.resume import resumable_trainer_parts, saved_splits
 
     check_trainer_args(cfg["trainer"])
     quiet_lightning()
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
-    run_dir = resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
+    if resume and holds_run(Path(out_dir)):
+        print(f"the run in {out_dir} is complete (summary.json): nothing to resume")
+        return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
+    run_dir = Path(out_dir) if resume else resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not is_worker():   # a failed or replaced run's checkpoints must not pass for this run's
+    if not is_worker() and not resume:   # a failed or replaced run's checkpoints must not pass for this run's
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         (run_dir / "summary.json").unlink(missing_ok=True)
     resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
-    dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
+    if not (resume and (run_dir / "config.yaml").is_file()):   # a resumed run keeps its record
+        dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
     seed_run(cfg)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = last if resume and last.is_file() else None
+    if resume and splits is None:
+        splits = saved_splits(run_dir)       # the run's own split carries over
 
     dm = ParotidDataModule(cfg, mf, splits=splits, progress=progress)
     dm.prepare_data()
@@ -55,16 +74,22 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     if not has_val and not is_worker():
         print("no validation patients: best.ckpt cannot be chosen, so the model is "
               "checkpoints/last.ckpt (summary.json records it)")
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                           monitor="val/acc" if has_val else None, mode="max", save_last=True,
-                           save_top_k=1 if has_val else 0, auto_insert_metric_name=False)
-    trainer = pl.Trainer(**trainer_kwargs(cfg, has_val), callbacks=[ckpt], default_root_dir=run_dir,
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
+                           mode="max", save_top_k=1, auto_insert_metric_name=False)
+    kwargs = trainer_kwargs(cfg, has_val)
+    precision = precision_note(cfg, kwargs["precision"])
+    parts = resumable_trainer_parts(last)   # last.ckpt every epoch, RNG states, atomic files
+    trainer = pl.Trainer(**kwargs, callbacks=([ckpt] if has_val else []) + parts["callbacks"],
+                         plugins=parts["plugins"],
+                         default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
                          enable_progress_bar=progress, enable_model_summary=False)
-    trainer.fit(module, datamodule=dm)
+    if resume_from is not None and not is_worker():
+        print(f"resuming from {resume_from}")
+    trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
     has_test = len(dm.data.get("test", [])) > 0
     if has_test:
-        trainer.test(module, datamodule=dm, ckpt_path="best" if has_val else "last", verbose=False)
+        trainer.test(module, datamodule=dm, ckpt_path="best" if has_val else str(last), verbose=False)
     if not trainer.is_global_zero:
         return {}
 
@@ -76,16 +101,29 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
                "model_checkpoint": "best (highest val/acc)" if has_val else
                "last (no validation patients, so no best.ckpt)",
                "epochs": int(trainer.current_epoch), "splits": {k: sorted(v) for k, v in dm.splits.items()}}
+    summary["precision"] = precision
     rule_n = int(cfg["rule"]["malignant_min_slices"])
     for split in ("val", "test"):
         rows = write_split_predictions(loaded.model, dm.data.get(split),
                                        run_dir / f"predictions_{split}.csv",
-                                       batch_size=int(cfg["data"]["batch_size"]), synthetic=mf.synthetic)
+                                       batch_size=int(cfg["data"]["batch_size"]), synthetic=mf.synthetic,
+                                       precision=kwargs["precision"])
         if rows is not None:
             summary[split] = quick_metrics(rows, rule_n)
+    from mrparotid.training.calibration import calibrate_run
+    summary["calibration"] = calibrate_run(run_dir, cfg, [best, last],    # into the checkpoints
+                                           has_val="val" in summary)
     if evaluate and has_test:
-        summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+        summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic, summary["calibration"])
+        if segmenter is not None:   # + the clinic path: automatic masks (evaluation/clinic.md)
+            from mrparotid.evaluation.clinic import plain, run_clinic
+
+            clinic = run_clinic(best, segmenter, manifest_path, run_dir / "evaluation",
+                                roles_file=cfg["data"].get("dicom_roles"), progress=progress)
+            print(clinic["text"])
+            summary["clinic"] = plain({k: clinic[k] for k in ("files", "accuracy_difference",
+                                                              "segmentation", "detection", "changed")})
+    write_json(run_dir / "summary.json", summary)   # last, atomically: the run is complete
     return summary
 
 
@@ -116,8 +154,19 @@ def trainer_kwargs(cfg: dict, has_val: bool = True, *, cuda: bool | None = None)
     return args
 
 
+def precision_note(cfg: dict, chosen: str) -> dict:
+    """Say (once, not in DDP workers) which precision the run trains at and why; the summary's
+    ``precision`` entry."""
+    from mrparotid.models.precision import resolve_precision
+
+    why = resolve_precision(cfg["trainer"].get("precision", "auto"), cfg["trainer"].get("accelerator"))[1]
+    if not is_worker():
+        print(f"precision: {chosen} ({why}); model and batches channels_last")
+    return {"trainer": chosen, "reason": why, "memory_format": "channels_last"}
+
+
 def write_split_predictions(model, data, path: Path, *, batch_size: int = 64,
-                            synthetic: bool = False) -> list[dict] | None:
+                            synthetic: bool = False, precision: str = "auto") -> list[dict] | None:
     """Predict one split's slices (GPU if present) and write them as a predictions CSV.
 
     Returns the rows, or None (and writes nothing) when the split is empty.
@@ -128,7 +177,7 @@ def write_split_predictions(model, data, path: Path, *, batch_size: int = 64,
     if data is None or len(data) == 0:
         return None
     rows = prediction_records(data, predict_probs(model, data.x, batch_size=batch_size,
-                                                  device=default_device()))
+                                                  device=default_device(), precision=precision))
     write_predictions(rows, path, synthetic=synthetic)
     return rows
 
@@ -149,8 +198,9 @@ def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
             "patients": int(rule["n"]), "patient_accuracy": rule["estimate"] if rule["n"] else None}
 
 
-def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
-    """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``."""
+def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool, calibration: dict | None = None) -> str | None:
+    """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``
+    (``calibration``: the run's record, else fitted there on the validation predictions)."""
     from mrparotid.evaluation.evaluate import evaluate_predictions
     from mrparotid.evaluation.predictions import read_predictions
 
@@ -159,7 +209,8 @@ def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool) -> str | None:
     evaluate_predictions(read_predictions(run_dir / "predictions_test.csv"), out,
                          val_preds=read_predictions(val) if val.exists() else None,
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
-                         synthetic=synthetic, title=evaluation_title(run_dir))
+                         synthetic=synthetic, title=evaluation_title(run_dir),
+                         calibration=calibration, refer=cfg.get("refer"))
     return str(out / "report.md")
 
 
@@ -180,6 +231,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     from mrparotid.data.cache import prepare_cohort
     from mrparotid.data.datamodule import load_split
     from mrparotid.data.splits import saved_split, split_record
+    from mrparotid.inference.refer import calibration_of
     from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
@@ -210,8 +262,10 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
         data = load_split(prepared, splits.get(name, []), list(loaded.channels), d["series_mask"],
                           **meta.get("channel_options", {}))
         if write_split_predictions(loaded.model, data, out_dir / f"predictions_{name}.csv",
-                                   synthetic=paths["synthetic"]):
+                                   synthetic=paths["synthetic"],
+                                   precision=cfg["trainer"].get("precision", "auto")):
             paths[key] = out_dir / f"predictions_{name}.csv"
+    paths["calibration"] = calibration_of(meta)    # the checkpoint's, as diagnose applies it
     if "preds" not in paths:
         raise ManifestError(f"the run has no {split} patients", path=mf.path,
                             fix="choose another --split, or re-run fit with test patients")

@@ -75,6 +75,24 @@ def holds_run(run_dir: Path) -> bool:
     return (Path(run_dir) / "summary.json").is_file()
 
 
+def require_complete_run(checkpoint: str | Path) -> None:
+    """Refuse a checkpoint of an interrupted run: its run folder (the checkpoint's parent's parent)
+    has ``config.yaml`` but no ``summary.json``. A checkpoint outside a run folder passes.
+
+    Raises
+    ------
+    CheckpointError
+        The run was killed or failed before it finished; the fix names ``fit --resume``.
+    """
+    from mrparotid.errors import CheckpointError
+
+    run_dir = Path(checkpoint).resolve().parent.parent
+    if (run_dir / "config.yaml").is_file() and not holds_run(run_dir):
+        raise CheckpointError("the checkpoint's run did not finish (no summary.json in its run "
+                              "folder), so its model is not final", path=checkpoint,
+                              fix=f"finish it with: mrparotid fit --resume {run_dir}")
+
+
 def is_worker() -> bool:
     """True in a DDP worker process (rank > 0)."""
     return any(os.environ.get(var, "0") != "0" for var in RANK_VARIABLES)
@@ -110,5 +128,6 @@ def quiet_lightning() -> None:
     for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     for pattern in (".*exists and is not empty.*", ".*LeafSpec.*", ".*does not have many workers.*",
-                    ".*litlogger.*", ".*the number of training batches.*"):
+                    ".*litlogger.*", ".*the number of training batches.*",
+                    ".*multiple `ModelCheckpoint` callbacks.*"):   # best + every-epoch last
         warnings.filterwarnings("ignore", message=pattern)

@@ -162,7 +162,8 @@ def test_cohort_table_shape_and_counts(tmp_path):
     cfg = small_config()
     summary = cohort_table(prepare_cohort(manifest, cfg, progress=False), cfg)
     json.dumps(summary)
-    assert set(summary) == {"splits", "bad_patients", "synthetic"}
+    assert set(summary) == {"splits", "bad_patients", "synthetic", "outside_manifest_folder"}
+    assert summary["outside_manifest_folder"] == {}
     assert summary["bad_patients"] == [] and summary["synthetic"] is False
     train = summary["splits"]["train"]
     assert train["patients"] == 2

@@ -10,7 +10,7 @@ from mrparotid.constants import CLASSES
 from mrparotid.errors import ConfigError, InputError
 from mrparotid.data.crops import PLANES, crop_box, extract_crops, normalise_percentiles, select_channels, to_uint8
 from mrparotid.data.labels import UNLABELLED, label_side_slices
-from mrparotid.data.preprocess import patient_slices
+from mrparotid.data.preprocess import patient_slices, select_side_slices
 from mrparotid.data.sides import side_regions
 
 NO_TUMOUR = CLASSES.index("no_tumour")
@@ -68,12 +68,50 @@ def test_label_side_slices_table():
         ((tumour, None, "all"), ([1, 2, 3, 4, 5, 6], [UNLABELLED] * 6)),
         ((no_tumour, None, "all"), ([1, 2, 3, 4, 5, 6], [0] * 6)),
         ((None, None, "all"), ([1, 2, 3, 4, 5, 6], [UNLABELLED] * 6)),
+        # the slice procedure at diagnosis: the same slices as "train", the diagnosis optional
+        ((tumour, "warthin", "diagnose"), ([4, 5, 6], [2, 2, 2])),
+        ((tumour, None, "diagnose"), ([4, 5, 6], [UNLABELLED] * 3)),
+        ((no_tumour, None, "diagnose"), ([1, 2, 3, 4, 5, 6], [0] * 6)),
+        ((no_tumour, "malignant", "diagnose"), ([1, 2, 3, 4, 5, 6], [0] * 6)),
     ]
     for (t, diagnosis, mode), (want_idx, want_labels) in cases:
         idx, labels = label_side_slices(region, t, diagnosis, mode=mode)
         assert (idx.tolist(), labels.tolist()) == (want_idx, want_labels), (diagnosis, mode)
     with pytest.raises(ValueError, match="needs the diagnosis"):
         label_side_slices(region, tumour, None, mode="train")
+    for mode in ("train", "diagnose"):
+        with pytest.raises(ValueError, match="needs a tumour mask"):
+            label_side_slices(region, None, None, mode=mode)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        label_side_slices(region, tumour, "warthin", mode="every")
+
+
+@pytest.mark.parametrize("study_options, want", [
+    ({"tumour_side": "L"}, {"L": [4, 5, 6], "R": list(range(2, 10))}),
+    ({"tumour_side": "R"}, {"L": list(range(2, 10)), "R": [4, 5, 6]}),
+    ({"bilateral": True}, {"L": [4, 5, 6], "R": [4, 5, 6]}),
+    ({"tumour_side": None}, {"L": list(range(2, 10)), "R": list(range(2, 10))}),
+    ({"tumour_side": "L", "tumour_slices": (0, 3)}, {"L": [0, 1, 2], "R": list(range(2, 10))}),
+])
+def test_prepare_and_diagnose_select_the_same_slices(study_options, want):
+    """One slice procedure: tumour slices of the tumour side(s) + every gland slice of a side
+    without tumour, whatever the diagnosis is known or not (a tumour may reach outside the gland)."""
+    study = make_study(**study_options)
+    chosen = {s.side: s.slice_index.tolist()
+              for s in select_side_slices(study, None, margin_mm=10.0, mode="diagnose")}
+    assert chosen == want
+    if study.tumour.any():
+        train = {s.side: s.slice_index.tolist()
+                 for s in select_side_slices(study, "warthin", margin_mm=10.0, mode="train")}
+        assert train == chosen
+
+
+def test_the_procedure_without_a_tumour_mask_says_how_to_get_one():
+    arrays = patient_arrays()
+    del arrays["tumour"]
+    with pytest.raises(InputError, match="no tumour mask") as err:
+        patient_slices(make_study(arrays), None, image_size=32, mode="diagnose")
+    assert "--segmenter" in err.value.fix and "--all-slices" in err.value.fix
 
 
 def test_tumour_outside_the_region_does_not_count():

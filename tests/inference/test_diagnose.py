@@ -11,53 +11,34 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from patients import patient_arrays, write_cohort, write_patient
+from checkpoints import carved_arrays, tiny_checkpoint
+from patients import write_cohort, write_patient
 from mrparotid.cli.main import main
 from mrparotid.config import CONFIG_DIR, load_config
 from mrparotid.data.crops import PLANES, select_channels
 from mrparotid.data.preprocess import load_study, prepare_patient, slices_of_study
 from mrparotid.errors import InputError
-from mrparotid.inference import diagnose
+from mrparotid.inference import procedure
 from mrparotid.inference.diagnose import diagnose_case, format_report
 from mrparotid.io.manifest import PatientCase, read_manifest
-from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
-from mrparotid.models.factory import build_classifier
+from mrparotid.models.checkpoint import load_checkpoint
 
 SERIES_MASKS = ("none", "gland", "tumour")
-
-
-def tiny_checkpoint(path, *overrides: str, **meta_extra):
-    """A tiny_resnet checkpoint with seeded weights at 32 px; ``meta_extra`` goes into its meta."""
-    cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32", *overrides])
-    torch.manual_seed(0)
-    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False)
-    meta = {**checkpoint_meta(cfg, synthetic=True), **meta_extra}
-    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
-                "mrparotid": meta}, path)
-    return cfg, load_checkpoint(path)
 
 
 @pytest.fixture
 def model_input(monkeypatch):
     """Catches every array ``diagnose`` feeds the model (uint8 (n, C, H, W))."""
     seen = []
-    real = diagnose.predict_probs
+    real = procedure.predict_probs
 
     def catch(model, x, **kw):
         seen.append(np.array(x))
         return real(model, x, **kw)
 
-    monkeypatch.setattr(diagnose, "predict_probs", catch)
+    monkeypatch.setattr(procedure, "predict_probs", catch)
     return seen
-
-
-def carved_arrays():
-    """The default patient, but the gland contour leaves the tumour out (as phantom contours do)."""
-    arrays = patient_arrays(tumour_side="L")
-    arrays["gland"][arrays["tumour"] > 0] = 0
-    return arrays
 
 
 @pytest.mark.parametrize("series_mask", SERIES_MASKS)
@@ -69,20 +50,37 @@ def test_diagnose_input_is_the_caches_byte_for_byte(tmp_path, model_input, serie
     want = select_channels(cached.crops, cfg["data"]["channels"], series_mask)
     report = diagnose_case(case, loaded)
     (got,) = model_input
-    assert len(got) == len(report["slices"]) > len(cached)    # diagnose sees every gland slice
-    # the model input's row order is the one preparation's (mode "all"), not the report's
+    # the one slice procedure: the same slices, in the same order, with the same bytes
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+    assert report["view"] == "procedure" and report["masks"] == {"gland": "given", "tumour": "given"}
+    assert sorted((s["side"], s["index"]) for s in report["slices"]) == sorted(
+        (str(s), int(k)) for s, k in zip(cached.sides, cached.slice_index))
+    assert sum(report["counts"].values()) == len(cached)     # the rule counts exactly these
+
+
+def test_all_slices_is_the_screening_view_with_the_same_bytes(tmp_path, model_input):
+    manifest = write_cohort(tmp_path, [("P001", "warthin", {"arrays": carved_arrays()})])
+    cfg, loaded = tiny_checkpoint(tmp_path / "m.ckpt")
+    case = read_manifest(manifest).cases[0]
+    cached = prepare_patient(case, cfg)
+    want = select_channels(cached.crops, cfg["data"]["channels"], "none")
+    report = diagnose_case(case, loaded, all_slices=True)
+    (got,) = model_input
+    assert len(got) == len(report["slices"]) > len(cached)    # every gland slice
     every = slices_of_study(load_study(case, mode="all"), case.diagnosis, cfg["data"], mode="all")
     at = {(str(s), int(k)): i for i, (s, k) in enumerate(zip(every.sides, every.slice_index))}
-    assert set(at) == {(s["side"], s["index"]) for s in report["slices"]}
     for j, (side, k) in enumerate(zip(cached.sides, cached.slice_index)):
         np.testing.assert_array_equal(got[at[(str(side), int(k))]], want[j], err_msg=f"{side}{k}")
+    assert report["view"] == "screening" and "screening view" in report["notes"][0]
+    assert "SCREENING" in format_report(report)
 
 
 def test_gland_mask_without_a_tumour_mask_keeps_the_tumour(tmp_path, model_input):
     arrays = carved_arrays()
     folder = write_patient(tmp_path / "P002", arrays=arrays, omit=("tumour",))
     cfg, loaded = tiny_checkpoint(tmp_path / "m.ckpt", "--data.series_mask", "gland")
-    report = diagnose_case(PatientCase("P002", None, folder), loaded)
+    report = diagnose_case(PatientCase("P002", None, folder), loaded, all_slices=True)
     (x,) = model_input
     # where the tumour is in those crops: the same patient with its tumour mask (same box, slices)
     known = write_patient(tmp_path / "P002m", arrays=arrays)
@@ -91,7 +89,7 @@ def test_gland_mask_without_a_tumour_mask_keeps_the_tumour(tmp_path, model_input
     tumour = crops[:, PLANES.index("tumour")] > 0
     assert tumour.sum() > 50 and x.shape[0] == len(crops)
     assert (x[:, 2][tumour] > 0).all(), "T2 survives on every tumour pixel"   # was 0 % here
-    assert report["notes"] and "kept whole" in report["notes"][0]
+    assert report["masks"]["tumour"] == "none" and "kept whole" in report["notes"][1]
     assert "note: no tumour mask" in format_report(report)
 
 
@@ -131,14 +129,15 @@ def test_missing_folder_on_the_command_line_names_the_folder(tmp_path, capfd):
         diagnose_case(PatientCase("P1", "warthin", tmp_path / "nowhere"), load_checkpoint(tmp_path / "m.ckpt"))
 
 
-def test_csv_has_every_predicted_slice_with_and_without_masks(tmp_path):
+def test_csv_has_every_predicted_slice_with_and_without_masks(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                     # no runs/ here: no default segmenter
     write_patient(tmp_path / "A")
     write_patient(tmp_path / "B", omit=("tumour",))
     tiny_checkpoint(tmp_path / "m.ckpt")
     out = tmp_path / "out" / "slices.csv"
     assert main(["diagnose", str(tmp_path / "A"), str(tmp_path / "B"), "--checkpoint",
                  str(tmp_path / "m.ckpt"), "--json", str(tmp_path / "r.json"), "--csv", str(out),
-                 "-q"]) == 0
+                 "--all-slices", "-q"]) == 0
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("# SYNTHETIC")
     rows = list(csv.DictReader(lines[1:]))

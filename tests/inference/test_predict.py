@@ -65,3 +65,13 @@ def test_inference_leaves_batchnorm_statistics_alone(crops_and_model):
 def test_no_slices_give_an_empty_table(crops_and_model):
     x, model = crops_and_model
     assert predict_probs(model, x[:0]).shape == (0, 4)
+
+
+def test_the_model_can_still_take_gradients_after_prediction(crops_and_model):
+    """Re-laying the weights out inside inference mode made them inference tensors, so a heat
+    map (which needs gradients) failed on a model that had just predicted."""
+    x, model = crops_and_model
+    predict_probs(model, x[:2])
+    out = model(torch.as_tensor(x[:2]).float().div(255).requires_grad_())
+    out.sum().backward()
+    assert model.fc.weight.grad is not None

@@ -60,7 +60,8 @@ def test_training_step_gives_a_loss_with_gradients():
 def test_optimiser_and_schedule_follow_the_config():
     m = module()
     conf = m.configure_optimizers()
-    opt, sched = conf["optimizer"], conf["lr_scheduler"]["scheduler"]
+    opt = conf["optimizer"]
+    assert isinstance(conf["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.LambdaLR)
     assert isinstance(opt, torch.optim.AdamW)
     assert opt.param_groups[0]["lr"] == pytest.approx(3e-4 * lr_factor(0, m.hparams.optim, 10))
     assert lr_factor(9, {"scheduler": "cosine", "warmup_epochs": 1}, 10) < 0.05

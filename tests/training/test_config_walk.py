@@ -15,7 +15,9 @@ from mrparotid.config import CONFIG_DIR, channel_options, load_config, read_yaml
 from mrparotid.errors import MrParotidError
 from mrparotid.io.manifest import Manifest, PatientCase
 
-SHIPPED = sorted(p.name for p in CONFIG_DIR.glob("*.yaml") if p.name != "dicom_roles.yaml")
+#: segment.yaml has its own keys and loader: tests/segmentation/test_segment_config.py walks it.
+SHIPPED = sorted(p.name for p in CONFIG_DIR.glob("*.yaml")
+                 if p.name not in ("dicom_roles.yaml", "segment.yaml"))
 
 #: New values for keys whose change cannot be derived from the type (first one != current).
 ALTERNATIVES = {
@@ -120,7 +122,18 @@ PROBES = {
     "data.split_seed": lambda cfg, **_: _split(cfg),
     "data.batch_size": lambda cfg, **_: _loader(cfg), "data.num_workers": lambda cfg, **_: _loader(cfg),
     "rule.malignant_min_slices": lambda cfg, **_: _meta(cfg)["rule"],
+    "refer.target_sensitivity": lambda cfg, **_: _refer_band(cfg),
+    "refer.min_malignant_val": lambda cfg, **_: _refer_band(cfg),
 }
+
+
+def _refer_band(cfg):
+    """The refer band fit chooses from the ``refer:`` section on 10 validation patients (5 malignant)."""
+    from calibration_data import five_malignant
+    from mrparotid.evaluation.calibration import fit_calibration
+    from mrparotid.evaluation.predictions import check_predictions
+
+    return fit_calibration(check_predictions(five_malignant(), "val"), cfg["refer"], warn=False)["refer_band"]
 for key in ("cache_dir", "image_size", "margin_mm", "percentiles"):
     PROBES[f"data.{key}"] = lambda cfg, **_: _cache(cfg)
 for key in ("optimizer", "lr", "weight_decay"):
@@ -128,6 +141,21 @@ for key in ("optimizer", "lr", "weight_decay"):
 for key in ("scheduler", "warmup_epochs", "hold_epochs", "step_epochs", "gamma"):
     PROBES[f"optim.{key}"] = lambda cfg, **_: _schedule(cfg)
 PROBES["optim.class_weights"] = lambda cfg, **_: _class_weights(cfg)
+PROBES["augment.series_dropout"] = lambda cfg, **_: _series_dropout(cfg)
+
+
+def _series_dropout(cfg):
+    """What the rate changes: the checkpoint record, the model's input planes, a training batch."""
+    from mrparotid.data.series_dropout import SeriesDropout
+    from mrparotid.models.factory import build_classifier
+
+    meta = _meta(cfg)
+    model = build_classifier(dict(cfg["model"], name="tiny_resnet"), len(cfg["data"]["channels"]),
+                             series_flags=meta["series_flags"])
+    torch.manual_seed(0)
+    x = SeriesDropout(cfg["data"]["channels"], cfg["augment"]["series_dropout"])(
+        torch.ones(64, len(cfg["data"]["channels"]), 2, 2), train=True)
+    return meta["series_dropout"], meta["series_flags"], model.conv1.in_channels, x.sum().item()
 
 
 def _roles(cfg):

@@ -1,0 +1,30 @@
+"""Tiny classifier checkpoints (seeded weights, 32 px) and the carved test patient, for the
+diagnosis and clinic tests."""
+
+from __future__ import annotations
+
+import torch
+
+from patients import patient_arrays
+from mrparotid.config import load_config
+from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
+from mrparotid.models.factory import build_classifier
+
+
+def tiny_checkpoint(path, *overrides: str, split: dict | None = None, **meta_extra):
+    """A tiny_resnet checkpoint with seeded weights at 32 px; ``split`` (a split record) and
+    ``meta_extra`` go into its meta. Returns (config, loaded model)."""
+    cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32", *overrides])
+    torch.manual_seed(0)
+    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False)
+    meta = {**checkpoint_meta(cfg, synthetic=True, split=split), **meta_extra}
+    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
+                "mrparotid": meta}, path)
+    return cfg, load_checkpoint(path)
+
+
+def carved_arrays():
+    """The default patient, but the gland contour leaves the tumour out (as phantom contours do)."""
+    arrays = patient_arrays(tumour_side="L")
+    arrays["gland"][arrays["tumour"] > 0] = 0
+    return arrays
