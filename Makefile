@@ -1,4 +1,5 @@
-# mrparotid: `make test` (install + tests), `make demo` (install + phantom + short fit + diagnose).
+# mrparotid: `make test` (install + tests), `make demo` (install + phantom + short fit + short
+# segmenter fit + diagnose a patient from its series alone).
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 # torch: the CPU build where no NVIDIA GPU is present, the normal (CUDA) wheel where one is.
@@ -7,6 +8,7 @@ TORCH_CPU_VERSION ?= 2.13.0
 TORCH_INDEX_URL ?=
 DEMO_DIR ?= demo
 DEMO_EPOCHS ?= 20
+DEMO_SEG_EPOCHS ?= 15
 
 .PHONY: install test test-fast demo bench clean
 
@@ -27,7 +29,7 @@ test-fast: install
 	$(PYTHON) -m pytest -q -m "not slow"
 
 demo: install
-	$(PYTHON) tools/demo.py --dir $(DEMO_DIR) --epochs $(DEMO_EPOCHS)
+	$(PYTHON) tools/demo.py --dir $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seg-epochs $(DEMO_SEG_EPOCHS)
 
 bench: install
 	$(PYTHON) tools/bench.py data

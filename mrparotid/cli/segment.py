@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 SEGMENT_HELP = """\
@@ -19,6 +18,10 @@ slices of the T1 grid). Two forms:
       train it on a cohort's contours (config configs/segment.yaml; the patient split is the one
       'fit' uses); writes checkpoints/best.ckpt, last.ckpt, split.json, scores_*.csv, summary.json
       with gland/tumour Dice and HD95 (mm) of the val and test patients.
+
+  mrparotid segment fit --resume runs/seg1
+      continue a killed or failed 'segment fit' from checkpoints/last.ckpt with its own config
+      and split (no other options); a complete run (summary.json) is left as it is.
 
   mrparotid segment PATIENT_DIR... --out DIR [--checkpoint CKPT]
       per patient, DIR/<patient_id>/parotid_auto.nii.gz (1 right, 2 left gland),
@@ -51,6 +54,8 @@ def add_parsers(subparsers) -> None:
                    "SYNTHETIC phantom cohort)")
     p.add_argument("--config", "-c", metavar="C", help="fit: YAML config over configs/segment.yaml")
     p.add_argument("--overwrite", action="store_true", help="fit: replace a finished run in --out")
+    p.add_argument("--resume", metavar="RUN_DIR", help="fit: continue the interrupted run in RUN_DIR "
+                   "from its last checkpoint, with its own config and split (no other options)")
     p.add_argument("--skip-bad", action="store_true", help="go on past bad patients")
     p.add_argument("--roles", metavar="FILE", help="DICOM study folders: series-role mapping YAML")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
@@ -72,7 +77,7 @@ def cmd_segment(args, extra: list[str]) -> int:
     if extra:
         raise ConfigError(f"unrecognised argument(s): {' '.join(extra)}",
                           fix="config overrides go with 'segment fit'; see mrparotid segment --help")
-    for flag, value in (("--manifest", args.manifest), ("--config", args.config)):
+    for flag, value in (("--manifest", args.manifest), ("--config", args.config), ("--resume", args.resume)):
         if value:
             raise ConfigError(f"{flag} is for 'segment fit'", fix="leave it out when segmenting patients")
     if not args.out:
@@ -81,27 +86,29 @@ def cmd_segment(args, extra: list[str]) -> int:
 
 
 def _fit(args, extra: list[str]) -> int:
+    from mrparotid.cli.verbs import print_run, resume_only
     from mrparotid.segmentation.config import load_segment_config
-    from mrparotid.segmentation.fit import fit_segmenter
+    from mrparotid.segmentation.fit import fit_segmenter, resume_segmenter
 
-    cfg = load_segment_config(args.config, list(extra))
-    if args.manifest:
-        cfg["data"]["manifest"] = str(args.manifest)
-    if args.skip_bad:
-        cfg["data"]["skip_bad"] = True
-    s = fit_segmenter(cfg, cfg["data"]["manifest"], args.out, progress=not args.quiet,
-                      overwrite=args.overwrite)
-    if s.get("synthetic"):
-        print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
-    print(f"run folder: {s['run_dir']}")
-    print(f"best checkpoint: {s['best_checkpoint']}")
-    for split in ("val", "test"):
-        m = s.get(split)
-        if m:
-            print(f"{split}: gland Dice {_f(m['gland_dice'])}, tumour Dice {_f(m['tumour_dice'])}, "
-                  f"HD95 gland {_f(m['gland_hd95_mm'], 1)} mm, tumour {_f(m['tumour_hd95_mm'], 1)} mm "
-                  f"({m['patients']} patients)")
+    if args.resume:
+        resume_only(args, extra, command="segment fit")
+        s = resume_segmenter(args.resume, progress=not args.quiet)
+    else:
+        cfg = load_segment_config(args.config, list(extra))
+        if args.manifest:
+            cfg["data"]["manifest"] = str(args.manifest)
+        if args.skip_bad:
+            cfg["data"]["skip_bad"] = True
+        s = fit_segmenter(cfg, cfg["data"]["manifest"], args.out, progress=not args.quiet,
+                          overwrite=args.overwrite)
+    print_run(s, _dice_line)
     return 0
+
+
+def _dice_line(m: dict) -> str:
+    return (f"gland Dice {_f(m['gland_dice'])}, tumour Dice {_f(m['tumour_dice'])}, "
+            f"HD95 gland {_f(m['gland_hd95_mm'], 1)} mm, tumour {_f(m['tumour_hd95_mm'], 1)} mm "
+            f"({m['patients']} patients)")
 
 
 def _f(value, digits: int = 3) -> str:
@@ -111,12 +118,16 @@ def _f(value, digits: int = 3) -> str:
 def _segment(args) -> int:
     from dataclasses import replace
 
-    from mrparotid.errors import CohortError, MrParotidError
+    from mrparotid.cli.verbs import skip_or_raise
+    from mrparotid.errors import MrParotidError
     from mrparotid.io.manifest import PatientCase
     from mrparotid.segmentation.infer import (latest_segmenter, load_segmenter, read_series_study,
                                               segment_study)
     from mrparotid.segmentation.write import write_auto_masks
+    from mrparotid.training.run_dir import require_complete_run
 
+    if args.checkpoint:
+        require_complete_run(args.checkpoint)   # an interrupted segment fit's model is not final
     loaded = load_segmenter(args.checkpoint or latest_segmenter())
     out, bad = Path(args.out), []
     for folder in args.targets:
@@ -134,11 +145,7 @@ def _segment(args) -> int:
             continue
         if not args.quiet:
             print(_summary(auto, paths))
-    if bad:
-        if not args.skip_bad:
-            raise CohortError(bad)
-        for err in bad:
-            print(f"skipped: {err}", file=sys.stderr)
+    skip_or_raise(bad, args.skip_bad)
     return 0
 
 

@@ -68,7 +68,7 @@ def cmd_fit(args, extra) -> int:
                           "--checkpoint RUN/checkpoints/best.ckpt --manifest M --segmenter SEG --out DIR")
     segmenter = _segmenter(args.segmenter) if getattr(args, "segmenter", None) else None
     if args.resume:
-        _resume_only(args, extra)
+        resume_only(args, extra)
         is_cv = (Path(args.resume) / f"{CV_PLAN}.json").is_file()
         if args.cv and not is_cv:
             raise ConfigError(f"--cv {args.cv}, but no cross-validation was started here "
@@ -99,28 +99,38 @@ def cmd_fit(args, extra) -> int:
     return 0
 
 
-def _resume_only(args, extra: list[str]) -> None:
-    """With ``--resume`` the run's own config, split and folder are used: refuse anything else."""
+def resume_only(args, extra: list[str], command: str | None = None) -> None:
+    """With ``--resume`` the run's own config, split and folder are used: refuse anything else.
+    ``command``: the command the fix names (default the verb, e.g. ``segment fit``)."""
     given = [f"--{name.replace('_', '-')}" for name in
              ("config", "manifest", "out", "overwrite", "skip_bad", "channels", "all", "no_mask")
              if getattr(args, name, None)] + [e for e in extra if e.startswith("--")]
     if given:
         raise ConfigError(f"--resume continues a run with its own config and split, so "
                           f"{', '.join(given)} cannot be given with it",
-                          fix=f"run: mrparotid {args.verb} --resume {args.resume}")
+                          fix=f"run: mrparotid {command or args.verb} --resume {args.resume}")
 
 
-def _print_run(summary: dict) -> None:
+def print_run(summary: dict, split_line) -> None:
+    """A finished run in a few lines: the SYNTHETIC banner (phantom data), the run folder, the best
+    checkpoint and, per scored split (val, test), ``split_line(metrics)``."""
     if summary.get("synthetic"):
         print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
     print(f"run folder: {summary['run_dir']}")
     print(f"best checkpoint: {summary['best_checkpoint']}")
     for split in ("val", "test"):
-        m = summary.get(split)
-        if m:
-            pa = m["patient_accuracy"]
-            print(f"{split}: slice accuracy {m['slice_accuracy']:.3f} ({m['slices']} slices), patient "
-                  f"accuracy {'n/a' if pa is None else f'{pa:.3f}'} ({m['patients']} patients)")
+        if summary.get(split):
+            print(f"{split}: {split_line(summary[split])}")
+
+
+def _accuracy_line(m: dict) -> str:
+    pa = m["patient_accuracy"]
+    return (f"slice accuracy {m['slice_accuracy']:.3f} ({m['slices']} slices), patient "
+            f"accuracy {'n/a' if pa is None else f'{pa:.3f}'} ({m['patients']} patients)")
+
+
+def _print_run(summary: dict) -> None:
+    print_run(summary, _accuracy_line)
     if summary.get("evaluation"):
         print(f"evaluation report: {summary['evaluation']}")
 
@@ -132,7 +142,7 @@ def cmd_ablate(args, extra) -> int:
     if getattr(args, "missing", False):
         return _ablate_missing(args, extra)
     if args.resume:
-        _resume_only(args, extra)
+        resume_only(args, extra)
         cfg, sets = {}, []          # the folder's own (ablate_plan.json)
     else:
         cfg = _config(args, extra)
@@ -192,9 +202,11 @@ def _segmenter(path: str | None):
     """The segmenter of ``--segmenter`` (loaded now, so a bad checkpoint fails before any patient),
     or the newest segmenter run under runs/, loaded only if a patient lacks a mask."""
     from mrparotid.inference.masks import Segmenter
+    from mrparotid.training.run_dir import require_complete_run
 
     segmenter = Segmenter(path)
     if path is not None:
+        require_complete_run(path)        # an interrupted segment fit's model is not final
         segmenter.loaded()
     return segmenter
 
@@ -215,7 +227,6 @@ def _cases(paths: list[str]):
 def cmd_diagnose(args, extra) -> int:
     no_extra(extra)
     from mrparotid.inference.diagnose import build_report, format_report, predict_patient
-    from mrparotid.errors import CohortError
     from mrparotid.models.checkpoint import load_checkpoint
 
     from mrparotid.training.run_dir import require_complete_run
@@ -252,12 +263,19 @@ def cmd_diagnose(args, extra) -> int:
         write_json(args.json, reports[0] if len(cases) == 1 else reports)
     if args.csv:
         _write_slice_csv(reports, Path(args.csv))
-    if bad:
-        if not args.skip_bad:
-            raise CohortError(bad)
-        for err in bad:
-            print(f"skipped: {err}", file=sys.stderr)
+    skip_or_raise(bad, args.skip_bad)
     return 0
+
+
+def skip_or_raise(bad: list[MrParotidError], skip_bad: bool) -> None:
+    """The patients a multi-patient command could not do: one CohortError naming them all, or with
+    ``skip_bad`` a ``skipped:`` line each on stderr."""
+    from mrparotid.errors import CohortError
+
+    if bad and not skip_bad:
+        raise CohortError(bad)
+    for err in bad:
+        print(f"skipped: {err}", file=sys.stderr)
 
 
 def _explainer(args, loaded):

@@ -133,7 +133,7 @@ def _prepare_cases(bar, result: PreparedCohort, cfg: dict, synthetic: bool) -> N
         try:
             files = patient_files(case, require_tumour=True)
             key = cache_key(case, files.fingerprint(), cfg)
-            path = cache_dir / f"{_safe(case.patient_id)}__{key}.npz"
+            path = entry_path(cache_dir, case.patient_id, key)
             if not entry_complete(path):
                 slices = prepare_patient(case, cfg, files=files)
                 save_slices(path, slices, {"patient_id": case.patient_id, "diagnosis": case.diagnosis,
@@ -147,8 +147,11 @@ def _prepare_cases(bar, result: PreparedCohort, cfg: dict, synthetic: bool) -> N
             result.bad.append(err)
 
 
-def _safe(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+def entry_path(cache_dir: Path, patient_id: str, key: str) -> Path:
+    """``<cache_dir>/<patient id>__<key>.npz``, the id's characters other than letters, digits and
+    ``-_.`` replaced by ``_``."""
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in patient_id)
+    return cache_dir / f"{safe}__{key}.npz"
 
 
 def cohort_table(prepared: PreparedCohort, cfg: dict) -> dict:

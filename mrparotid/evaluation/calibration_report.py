@@ -8,25 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mrparotid.evaluation.plots import SYNTHETIC_NOTE, set_title
+from mrparotid.evaluation.plots import save_figure, set_title
 from mrparotid.inference.refer import band_text
-from mrparotid.io.atomic import atomic_path
 
-
-def _save(fig: Figure, out_png: str | Path, synthetic: bool) -> Path:
-    if synthetic:
-        fig.subplots_adjust(top=0.84)
-        fig.suptitle(SYNTHETIC_NOTE, fontsize=11, fontweight="bold", color="white",
-                     bbox={"boxstyle": "round,pad=0.3", "facecolor": "#c0392b", "edgecolor": "none"})
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
-    return out
+#: Top of the axes (figure fraction) on SYNTHETIC figures, below the stamped note.
+SYNTHETIC_TOP = 0.84
 
 
 def reliability_bins(probs: np.ndarray, y: np.ndarray, n_bins: int) -> pd.DataFrame:
@@ -60,7 +48,7 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_png: 
     ax.legend(loc="upper left", fontsize=8)
     set_title(ax, title)
     fig.tight_layout()
-    return _save(fig, out_png, synthetic)
+    return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP)
 
 
 def plot_band_curve(curve: pd.DataFrame, band, coverage: float, out_png: str | Path, *,
@@ -81,7 +69,7 @@ def plot_band_curve(curve: pd.DataFrame, band, coverage: float, out_png: str | P
     ax.legend(loc="lower left", fontsize=8)
     set_title(ax, title)
     fig.tight_layout()
-    return _save(fig, out_png, synthetic)
+    return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP)
 
 
 def _f(x) -> str:

@@ -37,8 +37,13 @@ def set_title(ax, title: str) -> None:
     ax.set_title(textwrap.fill(title, TITLE_WIDTH, break_long_words=False))
 
 
-def _save(fig: Figure, out_png: str | Path, synthetic: bool) -> Path:
+def save_figure(fig: Figure, out_png: str | Path, synthetic: bool, *, top: float | None = None) -> Path:
+    """Write ``fig`` as a PNG (atomically, parent folders created) and return its path;
+    ``synthetic`` stamps :data:`SYNTHETIC_NOTE` above the axes, first lowering their top to
+    ``top`` (figure fraction) when given."""
     if synthetic:
+        if top is not None:
+            fig.subplots_adjust(top=top)
         fig.suptitle(SYNTHETIC_NOTE, fontsize=11, fontweight="bold", color="white",
                      bbox={"boxstyle": "round,pad=0.3", "facecolor": "#c0392b", "edgecolor": "none"})
     out = Path(out_png)
@@ -83,7 +88,7 @@ def plot_confusion(confusion: np.ndarray, out_png: str | Path, classes: tuple[st
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     set_title(ax, title)
-    return _save(fig, out_png, synthetic)
+    return save_figure(fig, out_png, synthetic)
 
 
 def _macro_curve(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +142,7 @@ def plot_roc(y_true_int, probs: np.ndarray, out_png: str | Path, classes: tuple[
     set_title(ax, title)
     ax.legend(loc="lower right", fontsize=8.5)
     ax.grid(alpha=0.3)
-    return _save(fig, out_png, synthetic)
+    return save_figure(fig, out_png, synthetic)
 
 
 def plot_ablation(rows: list[dict], out_png: str | Path, title: str = "Channel ablation",
@@ -177,4 +182,4 @@ def plot_ablation(rows: list[dict], out_png: str | Path, title: str = "Channel a
     set_title(ax, title)
     ax.legend(loc="upper center", ncol=2, fontsize=8.5, frameon=False)
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, out_png, synthetic)
+    return save_figure(fig, out_png, synthetic)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mrparotid.errors import ConfigError
+from mrparotid.errors import ConfigError, MrParotidError
 
 #: Checkpoint kinds ``diagnose`` looks for.
 KINDS: tuple[str, ...] = ("classifier", "segmenter")
@@ -22,14 +22,14 @@ def checkpoint_kind(path: str | Path) -> str | None:
     """``"classifier"``, ``"segmenter"`` or None (not an mrparotid checkpoint, or unreadable)."""
     import torch
 
-    from mrparotid.models.checkpoint import FORMAT
+    from mrparotid.models.checkpoint import FORMAT, checkpoint_record
 
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # a damaged or foreign file is simply not a candidate
         return None
-    meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
-    fmt = meta.get("format") if isinstance(meta, dict) else None
+    meta = checkpoint_record(ckpt)
+    fmt = meta.get("format") if meta is not None else None
     if fmt == FORMAT:
         return "classifier"
     if isinstance(fmt, str) and fmt.startswith("mrparotid-segmenter"):
@@ -61,9 +61,15 @@ def default_classifier(runs_dir: str | Path = "runs") -> Path:
     ConfigError
         No classifier run under ``runs_dir``.
     """
-    path = newest_checkpoint("classifier", runs_dir)
+    return required_checkpoint("classifier", runs_dir, ConfigError(
+        f"no --checkpoint given and no classifier run under {Path(runs_dir)}/ (checkpoints/best.ckpt)",
+        fix="train one with 'mrparotid fit' or pass --checkpoint PATH"))
+
+
+def required_checkpoint(kind: str, runs_dir: str | Path, missing: MrParotidError) -> Path:
+    """:func:`newest_checkpoint` of ``kind`` under ``runs_dir``; raises ``missing`` (a typed
+    error that names the fix) when there is none."""
+    path = newest_checkpoint(kind, runs_dir)
     if path is None:
-        raise ConfigError(f"no --checkpoint given and no classifier run under {Path(runs_dir)}/ "
-                          "(checkpoints/best.ckpt)",
-                          fix="train one with 'mrparotid fit' or pass --checkpoint PATH")
+        raise missing
     return path

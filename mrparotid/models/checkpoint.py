@@ -53,6 +53,37 @@ class LoadedModel:
         return tuple(self.meta.get("series_flags", ()))
 
 
+def torch_load_safely(path: Path, what: str, fix: str):
+    """The object in the checkpoint file ``path``, read on the CPU with ``weights_only=True``
+    (tensors and plain containers only); ``what`` names the kind of file in errors (e.g.
+    ``"mrparotid checkpoint"``), ``fix`` says what to pass instead.
+
+    Raises
+    ------
+    CheckpointError
+        Not a PyTorch file (its first bytes are neither a zip nor a pickle), or torch cannot load
+        it safely (a damaged file, or one that holds more than weights).
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):   # zip or legacy pickle
+        raise CheckpointError(f"not an {what}: torch cannot load it (not a PyTorch file; it starts "
+                              f"with {head!r})", path=path, fix=fix)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for foreign/corrupt files
+        raise CheckpointError(f"not an {what}: torch cannot load it safely ({type(exc).__name__}; "
+                              "a damaged file, or one that holds more than weights)",
+                              path=path, fix=fix) from None
+
+
+def checkpoint_record(ckpt) -> dict | None:
+    """The ``"mrparotid"`` record of a loaded checkpoint (its ``format``, model config, ...);
+    None when it has none (a foreign file)."""
+    meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
 def load_checkpoint(path: str | Path) -> LoadedModel:
     """Load an mrparotid checkpoint (Lightning ``.ckpt``) safely with ``weights_only=True``.
 
@@ -66,19 +97,9 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
         raise CheckpointError("checkpoint not found", path=path,
                               fix="pass --checkpoint RUN_DIR/checkpoints/best.ckpt from 'mrparotid fit'")
     fix = "pass --checkpoint RUN_DIR/checkpoints/best.ckpt written by 'mrparotid fit'"
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):   # zip or legacy pickle
-        raise CheckpointError("not an mrparotid checkpoint: torch cannot load it (not a PyTorch "
-                              f"file; it starts with {head!r})", path=path, fix=fix)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign/corrupt files
-        raise CheckpointError(f"not an mrparotid checkpoint: torch cannot load it safely "
-                              f"({type(exc).__name__}; a damaged file, or one that holds more than "
-                              "weights)", path=path, fix=fix) from None
-    meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    ckpt = torch_load_safely(path, "mrparotid checkpoint", fix)
+    meta = checkpoint_record(ckpt)
+    if meta is None or meta.get("format") != FORMAT:
         raise CheckpointError("not an mrparotid checkpoint", path=path, fix=fix)
     model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False,
                              series_flags=tuple(meta.get("series_flags", ())))

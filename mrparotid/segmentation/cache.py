@@ -8,12 +8,13 @@ Entries are written atomically (:func:`mrparotid.io.atomic.atomic_path`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mrparotid.config import config_hash
+from mrparotid.data.cache import PreparedCohort, entry_path
 from mrparotid.errors import CohortError, MrParotidError
 from mrparotid.io.atomic import atomic_path
 from mrparotid.io.manifest import Manifest, PatientCase
@@ -68,18 +69,9 @@ def load_patient(path: Path) -> CachedPatient:
         return CachedPatient(stack, z["gland"], z["tumour"])
 
 
-@dataclass
-class SegCohort:
-    """Cache entries of a cohort (patient id → npz path) and the patients that failed."""
-
-    manifest: Manifest
-    cache_dir: Path
-    entries: dict[str, Path] = field(default_factory=dict)
-    bad: list[MrParotidError] = field(default_factory=list)
-    built: int = 0
-
-    def ok_cases(self) -> list[PatientCase]:
-        return [c for c in self.manifest.cases if c.patient_id in self.entries]
+class SegCohort(PreparedCohort):
+    """Segmenter cache entries of a cohort (patient id → npz path) and the patients that failed
+    (the fields of :class:`mrparotid.data.cache.PreparedCohort`)."""
 
 
 def prepare_seg_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = None,
@@ -106,8 +98,7 @@ def prepare_seg_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None =
         try:
             files = patient_files(case, require_tumour=True)
             key = seg_cache_key(case, files.fingerprint(), cfg)
-            safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in case.patient_id)
-            path = out.cache_dir / f"{safe}__{key}.npz"
+            path = entry_path(out.cache_dir, case.patient_id, key)
             if not path.exists():
                 study = load_study(case, mode="train", files=files)
                 stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))

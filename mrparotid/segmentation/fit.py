@@ -3,13 +3,17 @@
 The run folder holds ``config.yaml`` (resolved, ``kind: segmenter``), ``split.json`` (the patient
 split of :func:`mrparotid.data.splits.cohort_split`, the classifier's split for the same data
 keys), ``checkpoints/best.ckpt`` (highest ``val/dice``; the last epoch without validation
-patients) and ``last.ckpt``, ``metrics.csv``, ``scores_val.csv``/``scores_test.csv`` (per
-patient) and ``summary.json`` (written last) with mean gland/tumour Dice and HD95 (mm) per split,
+patients) and ``last.ckpt`` (every epoch, with optimiser and random states), ``metrics.csv``,
+``scores_val.csv``/``scores_test.csv`` (per patient) and ``summary.json`` (written last, so a
+folder without it is an interrupted run) with mean gland/tumour Dice and HD95 (mm) per split,
 measured on the T1 grid after post-processing, as ``mrparotid segment`` would produce them.
+``segment fit --resume RUN_DIR`` (:func:`resume_segmenter`) continues a killed run from
+``last.ckpt`` (see :mod:`mrparotid.training.resume`).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -18,6 +22,7 @@ import numpy as np
 from mrparotid import __version__
 from mrparotid.config import check_trainer_args, dump_config
 from mrparotid.data.splits import cohort_split, save_split
+from mrparotid.errors import ConfigError
 from mrparotid.io.atomic import write_json, write_text
 from mrparotid.io.manifest import read_manifest
 from mrparotid.training.fit import seed_run
@@ -38,30 +43,43 @@ def trainer_args(cfg: dict, has_val: bool) -> dict:
 
 
 def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | Path | None = None,
-                  *, progress: bool = True, overwrite: bool = False) -> dict:
+                  *, progress: bool = True, overwrite: bool = False, resume: bool = False,
+                  splits: dict[str, list[str]] | None = None) -> dict:
     """Train the segmenter (config from :func:`~mrparotid.segmentation.config.load_segment_config`)
-    and write the run folder; returns the summary."""
+    and write the run folder; returns the summary.
+
+    ``resume``: continue the interrupted run in ``out_dir`` from its ``checkpoints/last.ckpt``
+    (from epoch 0 when there is none yet), keeping its ``config.yaml``; ``cfg`` and ``splits``
+    should then be the run's own (:func:`resume_segmenter` passes them). ``splits``: patient ids
+    per split instead of :func:`~mrparotid.data.splits.cohort_split`.
+    """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
     from mrparotid.segmentation.cache import load_patient, prepare_seg_cohort
     from mrparotid.segmentation.infer import segmenter_meta
     from mrparotid.segmentation.lit_module import SegmenterModule
+    from mrparotid.training.resume import resumable_trainer_parts
 
     check_trainer_args(trainer_args(cfg, True))
     quiet_lightning()
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
-    run_dir = resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
+    run_dir = Path(out_dir) if resume else resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    (run_dir / "summary.json").unlink(missing_ok=True)
+    if not resume:         # a failed or replaced run's checkpoints must not pass for this run's
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+        (run_dir / "summary.json").unlink(missing_ok=True)
     resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
-    dump_config(dict(resolved, kind="segmenter", git=git_hash(), version=__version__), run_dir / "config.yaml")
+    if not (resume and (run_dir / "config.yaml").is_file()):   # a resumed run keeps its record
+        dump_config(dict(resolved, kind="segmenter", git=git_hash(), version=__version__),
+                    run_dir / "config.yaml")
     seed_run(cfg)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    resume_from = last if resume and last.is_file() else None
 
     cohort = prepare_seg_cohort(mf, cfg, progress=progress)
-    splits = cohort_split(cohort.ok_cases(), cfg["data"])
+    splits = splits or cohort_split(cohort.ok_cases(), cfg["data"])
     split = save_split(run_dir, splits, mf.cases)
     data = {name: [load_patient(cohort.entries[p]) for p in ids] for name, ids in splits.items()}
     d = cfg["data"]
@@ -70,12 +88,16 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
     module = SegmenterModule(cfg["model"], cfg["optim"], cfg["loss"], cfg["augment"], list(d["series"]),
                              int(cfg["trainer"]["max_epochs"]), segmenter_meta(cfg, mf.synthetic, split))
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best",
-                           monitor="val/dice" if has_val else None, mode="max", save_last=True,
+                           monitor="val/dice" if has_val else None, mode="max",
                            save_top_k=1, auto_insert_metric_name=False)
-    trainer = pl.Trainer(**trainer_args(cfg, has_val), callbacks=[ckpt], default_root_dir=run_dir,
+    parts = resumable_trainer_parts(last)   # last.ckpt every epoch, RNG states, atomic files
+    trainer = pl.Trainer(**trainer_args(cfg, has_val), callbacks=[ckpt, *parts["callbacks"]],
+                         plugins=parts["plugins"], default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
                          enable_progress_bar=progress, enable_model_summary=False)
-    trainer.fit(module, **loaders)
+    if resume_from is not None:
+        print(f"resuming from {resume_from}")
+    trainer.fit(module, **loaders, ckpt_path=resume_from, weights_only=True)
     best = run_dir / "checkpoints" / "best.ckpt"
     summary = {"kind": "segmenter", "run_dir": str(run_dir), "manifest": str(manifest_path),
                "synthetic": mf.synthetic, "series": list(d["series"]), "best_checkpoint": str(best),
@@ -83,8 +105,30 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
                "the last epoch (no validation patients)", "epochs": int(trainer.current_epoch),
                "splits": splits, "bad_patients": [str(e) for e in cohort.bad]}
     summary.update(score_splits(best, data, run_dir, synthetic=mf.synthetic))
-    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / "summary.json", summary)   # last, atomically: the run is complete
     return summary
+
+
+def resume_segmenter(run_dir: str | Path, *, progress: bool = True) -> dict:
+    """``mrparotid segment fit --resume RUN_DIR``: finish an interrupted segmenter run with its own
+    config and split (its summary, as :func:`fit_segmenter`); a complete run is returned as it is.
+
+    Raises
+    ------
+    ConfigError
+        Not a run folder, or a classifier run (resumed by ``mrparotid fit --resume``).
+    """
+    from mrparotid.training.resume import resume_point
+
+    point = resume_point(run_dir)
+    if point.kind != "segmenter":
+        raise ConfigError("this is a classifier run, not a segmenter run", path=run_dir,
+                          fix=f"resume it with: mrparotid fit --resume {run_dir}")
+    if point.complete:
+        print(f"the run in {run_dir} is complete (summary.json): nothing to resume")
+        return json.loads((point.run_dir / "summary.json").read_text(encoding="utf-8"))
+    return fit_segmenter(point.cfg, point.cfg["data"]["manifest"], point.run_dir, splits=point.splits,
+                         progress=progress, resume=True)
 
 
 def make_loaders(cfg: dict, stacks: dict[str, list]) -> dict:

@@ -95,26 +95,17 @@ def load_segmenter(path: str | Path, *, device: str | None = None) -> LoadedSegm
     """
     import torch
 
+    from mrparotid.models.checkpoint import checkpoint_record, torch_load_safely
     from mrparotid.models.precision import model_channels_last
     from mrparotid.segmentation.network import build_segmenter
 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError("segmenter checkpoint not found", path=path, fix=FIX)
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-    if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):   # zip or legacy pickle
-        raise CheckpointError("not an mrparotid segmenter checkpoint: torch cannot load it (not a "
-                              f"PyTorch file; it starts with {head!r})", path=path, fix=FIX)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign/corrupt files
-        raise CheckpointError("not an mrparotid segmenter checkpoint: torch cannot load it safely "
-                              f"({type(exc).__name__}; a damaged file, or one that holds more than "
-                              "weights)", path=path, fix=FIX) from None
-    meta = ckpt.get("mrparotid") if isinstance(ckpt, dict) else None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        what = " (it is a classifier checkpoint)" if isinstance(meta, dict) and "classes" in meta else ""
+    ckpt = torch_load_safely(path, "mrparotid segmenter checkpoint", FIX)
+    meta = checkpoint_record(ckpt)
+    if meta is None or meta.get("format") != FORMAT:
+        what = " (it is a classifier checkpoint)" if meta is not None and "classes" in meta else ""
         raise CheckpointError(f"not an mrparotid segmenter checkpoint{what}", path=path, fix=FIX)
     model = build_segmenter(meta["model"], len(meta["series"]))
     state = {k[len("model."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("model.")}
@@ -205,14 +196,11 @@ def latest_segmenter(root: str | Path = "runs") -> Path:
     CheckpointError
         No segmenter run under ``root``.
     """
-    from mrparotid.inference.runs import newest_checkpoint
+    from mrparotid.inference.runs import required_checkpoint
 
-    found = newest_checkpoint("segmenter", root)
-    if found is None:
-        raise CheckpointError(f"no segmenter checkpoint given and no segmenter run under {root}/",
-                              path=root, fix="train one with 'mrparotid segment fit' or pass "
-                                             "--checkpoint PATH")
-    return found
+    return required_checkpoint("segmenter", root, CheckpointError(
+        f"no segmenter checkpoint given and no segmenter run under {root}/", path=root,
+        fix="train one with 'mrparotid segment fit' or pass --checkpoint PATH"))
 
 
 def read_series_study(case, loaded: LoadedSegmenter, *, roles_file: str | Path | None = None,

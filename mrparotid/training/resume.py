@@ -3,7 +3,8 @@
 A run folder is *complete* when it holds ``summary.json`` (written last, atomically). A folder
 with ``config.yaml`` but no ``summary.json`` is an interrupted run, which
 ``mrparotid fit --resume RUN_DIR`` continues from ``checkpoints/last.ckpt`` with the run's own
-``config.yaml`` and ``split.json``. What carries over: weights, optimiser and LR-scheduler states,
+``config.yaml`` and ``split.json`` (``mrparotid segment fit --resume`` a segmenter run, whose
+``config.yaml`` says ``kind: segmenter``: :func:`run_kind`). What carries over: weights, optimiser and LR-scheduler states,
 the epoch, ModelCheckpoint's best score and path (Lightning's checkpoint), and the Python, NumPy
 and torch (CPU and CUDA) random states (:class:`RngStates`). Lightning checkpoints at the end of
 each epoch, so a run killed mid-epoch repeats that epoch from its start, with the same random
@@ -35,7 +36,7 @@ from mrparotid.training.run_dir import holds_run
 
 RUN_CONFIG = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-RUN_KEYS_NOT_CONFIG = ("git", "version")   # dump_config records them beside the config
+RUN_KEYS_NOT_CONFIG = ("git", "version", "kind")   # recorded beside the config (kind: segmenter)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class ResumePoint:
     ``cfg``: the run's config (its ``config.yaml``, validated); ``splits``: patient ids per split
     from ``split.json`` (None when the run was killed before writing it); ``checkpoint``:
     ``checkpoints/last.ckpt`` (None when killed before the first epoch ended: training restarts
-    from epoch 0 in the same folder); ``complete``: ``summary.json`` is there, nothing to do.
+    from epoch 0 in the same folder); ``complete``: ``summary.json`` is there, nothing to do;
+    ``kind``: ``classifier`` (``fit``) or ``segmenter`` (``segment fit``).
     """
 
     run_dir: Path
@@ -53,22 +55,45 @@ class ResumePoint:
     splits: dict[str, list[str]] | None
     checkpoint: Path | None
     complete: bool
+    kind: str = "classifier"
 
 
 def run_config(folder: str | Path) -> dict:
-    """The validated config a run (or a cv/ablate folder) recorded in ``config.yaml``.
+    """The validated config a run (or a cv/ablate folder) recorded in ``config.yaml``: a
+    classifier's (:func:`mrparotid.config.load_config`) or, for ``kind: segmenter``, a
+    segmenter's (:func:`mrparotid.segmentation.config.load_segment_config`).
 
     Raises
     ------
     ConfigError
         No ``config.yaml`` there (not a run folder, or killed before the run began).
     """
+    saved = _saved_config(folder)
+    body = {k: v for k, v in saved.items() if k not in RUN_KEYS_NOT_CONFIG}
+    if saved.get("kind") == "segmenter":
+        from mrparotid.segmentation.config import load_segment_config
+
+        return load_segment_config(None, body)
+    return load_config(None, body)
+
+
+def run_kind(folder: str | Path) -> str:
+    """``segmenter`` for a ``segment fit`` run folder, else ``classifier``.
+
+    Raises
+    ------
+    ConfigError
+        No ``config.yaml`` there.
+    """
+    return "segmenter" if _saved_config(folder).get("kind") == "segmenter" else "classifier"
+
+
+def _saved_config(folder: str | Path) -> dict:
     path = Path(folder) / RUN_CONFIG
     if not path.is_file():
         raise ConfigError("not a run folder (no config.yaml): nothing to resume", path=folder,
                           fix="start the run again without --resume")
-    saved = read_yaml_mapping(path, what="run config")
-    return load_config(None, {k: v for k, v in saved.items() if k not in RUN_KEYS_NOT_CONFIG})
+    return read_yaml_mapping(path, what="run config")
 
 
 def resume_point(run_dir: str | Path) -> ResumePoint:
@@ -83,7 +108,7 @@ def resume_point(run_dir: str | Path) -> ResumePoint:
     cfg = run_config(run_dir)
     last = run_dir / LAST_CHECKPOINT
     return ResumePoint(run_dir, cfg, saved_splits(run_dir), last if last.is_file() else None,
-                       holds_run(run_dir))
+                       holds_run(run_dir), run_kind(run_dir))
 
 
 def saved_splits(run_dir: str | Path) -> dict[str, list[str]] | None:
@@ -100,6 +125,9 @@ def resume_fit(run_dir: str | Path, *, progress: bool = True) -> dict:
     from mrparotid.training.fit import fit
 
     point = resume_point(run_dir)
+    if point.kind == "segmenter":
+        raise ConfigError("this is a segmenter run, not a classifier run", path=run_dir,
+                          fix=f"resume it with: mrparotid segment fit --resume {run_dir}")
     return fit(point.cfg, manifest=point.cfg["data"]["manifest"], out_dir=point.run_dir,
                splits=point.splits, progress=progress, resume=True)
 

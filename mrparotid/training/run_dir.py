@@ -82,15 +82,19 @@ def require_complete_run(checkpoint: str | Path) -> None:
     Raises
     ------
     CheckpointError
-        The run was killed or failed before it finished; the fix names ``fit --resume``.
+        The run was killed or failed before it finished; the fix names ``fit --resume`` (``segment
+        fit --resume`` for a segmenter run).
     """
     from mrparotid.errors import CheckpointError
 
     run_dir = Path(checkpoint).resolve().parent.parent
     if (run_dir / "config.yaml").is_file() and not holds_run(run_dir):
+        from mrparotid.training.resume import run_kind
+
+        verb = "segment fit" if run_kind(run_dir) == "segmenter" else "fit"
         raise CheckpointError("the checkpoint's run did not finish (no summary.json in its run "
                               "folder), so its model is not final", path=checkpoint,
-                              fix=f"finish it with: mrparotid fit --resume {run_dir}")
+                              fix=f"finish it with: mrparotid {verb} --resume {run_dir}")
 
 
 def is_worker() -> bool:

@@ -8,11 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from checkpoints import tiny_checkpoint
+from checkpoints import split_cohort, tiny_checkpoint
 from patients import patient_arrays, write_cohort
 from segmenters import FakeSegmenter
 from mrparotid.cli.main import main
-from mrparotid.data.splits import split_patients, split_record
 from mrparotid.evaluation import clinic
 from mrparotid.evaluation.clinic import (NO_GLAND, detection_summary, mean_ci, patient_table,
                                          score_clinic, score_patient, write_clinic)
@@ -70,18 +69,6 @@ def test_score_patient_dice_and_hd95_in_mm(tmp_path):
     assert row["given_slices"] == row["auto_slices"] == 3 + 8
 
 
-def _cohort(tmp_path):
-    rows = [("A1", "warthin", {"tumour_side": "L"}, "test"),
-            ("A2", "malignant", {"tumour_side": "R"}, "test"),
-            ("A3", "pleomorphic_adenoma", {"tumour_side": "L"}, "test"),
-            ("T1", "warthin", {"tumour_side": "R"}, "train")]
-    manifest = write_cohort(tmp_path, rows, comment="SYNTHETIC test cohort")
-    cases = read_manifest(manifest).cases
-    split = split_record(split_patients(cases), cases)
-    tiny_checkpoint(tmp_path / "m.ckpt", split=split)
-    return manifest
-
-
 def _by_patient(study):
     """Exact masks for A1, no gland for A2, no tumour for A3."""
     arrays = patient_arrays(tumour_side="L")
@@ -93,7 +80,7 @@ def _by_patient(study):
 
 
 def test_score_clinic_reports_both_settings_and_the_changes(tmp_path):
-    manifest = _cohort(tmp_path)
+    manifest = split_cohort(tmp_path)
     result = score_clinic(tmp_path / "m.ckpt", FakeSegmenter(fn=_by_patient), manifest, progress=False)
     assert result["n_patients"] == 3 and result["synthetic"]
     rows = {r["patient_id"]: r for r in result["patients"]}
@@ -126,7 +113,7 @@ def test_evaluate_segmenter_needs_a_checkpoint(tmp_path, capfd):
 def test_evaluate_with_segmenter_writes_the_clinic_section(tmp_path, monkeypatch, capsys):
     from mrparotid.cli import verbs
 
-    manifest = _cohort(tmp_path)
+    manifest = split_cohort(tmp_path)
     monkeypatch.setattr(verbs, "_segmenter", lambda path: FakeSegmenter(fn=_by_patient))
     out = tmp_path / "eval"
     assert main(["evaluate", "--checkpoint", str(tmp_path / "m.ckpt"), "--manifest", str(manifest),
@@ -157,7 +144,7 @@ def test_a_patient_case_is_enough(tmp_path):
 def test_a_segmenter_trained_on_the_test_patients_is_flagged(tmp_path):
     from types import SimpleNamespace
 
-    manifest = _cohort(tmp_path)
+    manifest = split_cohort(tmp_path)
 
     class Leaky(FakeSegmenter):
         def loaded(self):

@@ -76,7 +76,7 @@ def test_long_titles_stay_inside_the_figure(tmp_path, monkeypatch):
     from mrparotid.evaluation import plots
 
     extents = []
-    save = plots._save
+    save = plots.save_figure
 
     def spy(fig, out, synthetic):
         path = save(fig, out, synthetic)
@@ -84,7 +84,7 @@ def test_long_titles_stay_inside_the_figure(tmp_path, monkeypatch):
         extents.append((box.x0, box.x1, fig.bbox.x1))
         return path
 
-    monkeypatch.setattr(plots, "_save", spy)
+    monkeypatch.setattr(plots, "save_figure", spy)
     title = "5-fold cross-validation, pooled out-of-fold"
     plots.plot_confusion(np.eye(4, dtype=int) * 3, tmp_path / "c.png",
                          title=f"Slice confusion matrix — {title}")

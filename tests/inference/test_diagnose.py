@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from checkpoints import carved_arrays, tiny_checkpoint
+from model_input import catch_model_input
 from patients import write_cohort, write_patient
 from mrparotid.cli.main import main
 from mrparotid.config import CONFIG_DIR, load_config
 from mrparotid.data.crops import PLANES, select_channels
 from mrparotid.data.preprocess import load_study, prepare_patient, slices_of_study
 from mrparotid.errors import InputError
-from mrparotid.inference import procedure
 from mrparotid.inference.diagnose import diagnose_case, format_report
 from mrparotid.io.manifest import PatientCase, read_manifest
 from mrparotid.models.checkpoint import load_checkpoint
@@ -30,15 +30,7 @@ SERIES_MASKS = ("none", "gland", "tumour")
 @pytest.fixture
 def model_input(monkeypatch):
     """Catches every array ``diagnose`` feeds the model (uint8 (n, C, H, W))."""
-    seen = []
-    real = procedure.predict_probs
-
-    def catch(model, x, **kw):
-        seen.append(np.array(x))
-        return real(model, x, **kw)
-
-    monkeypatch.setattr(procedure, "predict_probs", catch)
-    return seen
+    return catch_model_input(monkeypatch)
 
 
 @pytest.mark.parametrize("series_mask", SERIES_MASKS)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from checkpoints import carved_arrays, tiny_checkpoint
+from model_input import catch_model_input
 from patients import patient_arrays, write_cohort, write_patient
 from segmenters import FakeSegmenter, untrained_segmenter
 from mrparotid.cli.main import main
@@ -18,7 +19,6 @@ from mrparotid.constants import NO_TUMOUR_FOUND
 from mrparotid.data.crops import select_channels
 from mrparotid.data.preprocess import prepare_patient
 from mrparotid.errors import InputError, MissingSeriesError
-from mrparotid.inference import procedure
 from mrparotid.inference.diagnose import diagnose_case, format_report
 from mrparotid.inference.masks import NO_TUMOUR_BY_SEGMENTER, Segmenter, resolve_masks
 from mrparotid.inference.runs import checkpoint_kind, default_classifier, newest_checkpoint
@@ -29,15 +29,8 @@ SERIES_ONLY = ("gland", "tumour")
 
 @pytest.fixture
 def model_input(monkeypatch):
-    seen = []
-    real = procedure.predict_probs
-
-    def catch(model, x, **kw):
-        seen.append(np.array(x))
-        return real(model, x, **kw)
-
-    monkeypatch.setattr(procedure, "predict_probs", catch)
-    return seen
+    """Catches every array ``diagnose`` feeds the model (uint8 (n, C, H, W))."""
+    return catch_model_input(monkeypatch)
 
 
 def test_given_masks_never_call_the_segmenter(tmp_path):

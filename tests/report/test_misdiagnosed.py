@@ -7,29 +7,15 @@ import json
 
 import numpy as np
 
-from checkpoints import tiny_checkpoint
-from patients import write_cohort
+from checkpoints import split_cohort
 from mrparotid.cli.main import main
-from mrparotid.data.splits import split_patients, split_record
 from mrparotid.evaluation.predictions import read_predictions
-from mrparotid.io.manifest import read_manifest
 from mrparotid.report import montage
 from mrparotid.report.misdiagnosed import NEEDS_CHECKPOINT, SOURCE_NOTE, montage_name
 
 
-def _cohort(tmp_path):
-    rows = [("A1", "warthin", {"tumour_side": "L"}, "test"),
-            ("A2", "malignant", {"tumour_side": "R"}, "test"),
-            ("A3", "pleomorphic_adenoma", {"tumour_side": "L"}, "test"),
-            ("T1", "warthin", {"tumour_side": "R"}, "train")]
-    manifest = write_cohort(tmp_path, rows, comment="SYNTHETIC test cohort")
-    cases = read_manifest(manifest).cases
-    tiny_checkpoint(tmp_path / "m.ckpt", split=split_record(split_patients(cases), cases))
-    return manifest
-
-
 def test_evaluate_checkpoint_writes_a_montage_per_misdiagnosed_patient(tmp_path, monkeypatch):
-    manifest = _cohort(tmp_path)
+    manifest = split_cohort(tmp_path)
     seen = {}
     real = montage.montage_png
 

@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from config_walk import (assert_key_has_effect, leaves, phantom_probe, seed_probe, skip_bad_probe,
+                         split_probe)
 from patients import make_study
 
 from mrparotid.config import read_yaml_mapping
-from mrparotid.errors import ConfigError, MrParotidError
-from mrparotid.io.manifest import Manifest, PatientCase
+from mrparotid.errors import ConfigError
+from mrparotid.io.manifest import Manifest
 from mrparotid.segmentation.config import SEGMENT_CONFIG, load_segment_config
 
 ALTERNATIVES = {
@@ -48,36 +50,10 @@ def _loader(cfg):
     return loader.batch_size, loader.num_workers
 
 
-def _split(cfg):
-    from mrparotid.data.splits import cohort_split
-
-    return cohort_split([PatientCase(f"P{i}", "warthin", Path("x")) for i in range(200)], cfg["data"])
-
-
-def _phantom(cfg, monkeypatch):
-    import mrparotid.data.phantom as phantom
-    from mrparotid.training.run_dir import default_manifest
-
-    monkeypatch.setattr(phantom, "make_cohort", lambda root, n, **kw: Path(root) / "manifest.csv")
-    return default_manifest(cfg, progress=False)
-
-
 def _skip_bad(cfg, tmp):
     from mrparotid.segmentation.cache import prepare_seg_cohort
 
-    mf = Manifest(tmp / "m.csv", (PatientCase("GONE", "warthin", tmp / "no_such_patient"),))
-    try:
-        return len(prepare_seg_cohort(mf, dict(cfg, data=dict(cfg["data"], cache_dir=str(tmp / "c"))),
-                                      progress=False).bad)
-    except MrParotidError as err:
-        return type(err).__name__
-
-
-def _seed(cfg):
-    from mrparotid.training.fit import seed_run
-
-    seed_run(cfg)
-    return float(torch.rand(1))
+    return skip_bad_probe(prepare_seg_cohort, cfg, tmp)
 
 
 class _FixedLogits(torch.nn.Module):
@@ -133,9 +109,9 @@ def _augment(cfg):
 def probe(key: str):
     section, _, leaf = key.partition(".")
     explicit = {
-        "seed": lambda cfg, **_: _seed(cfg),
-        "data.manifest": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
-        "data.phantom_patients": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
+        "seed": lambda cfg, **_: seed_probe(cfg),
+        "data.manifest": lambda cfg, monkeypatch, **_: phantom_probe(cfg, monkeypatch),
+        "data.phantom_patients": lambda cfg, monkeypatch, **_: phantom_probe(cfg, monkeypatch),
         "data.cache_dir": lambda cfg, **_: __import__("mrparotid.segmentation.cache", fromlist=["x"])
         .seg_cache_dir(Manifest(Path("m.csv"), ()), cfg),
         "data.skip_bad": lambda cfg, tmp, **_: _skip_bad(cfg, tmp),
@@ -146,7 +122,7 @@ def probe(key: str):
     for k in ("series", "spacing_mm", "percentiles"):
         explicit[f"data.{k}"] = lambda cfg, **_: _stack(cfg).images.tobytes()
     for k in ("test_fraction", "val_fraction", "split_seed"):
-        explicit[f"data.{k}"] = lambda cfg, **_: _split(cfg)
+        explicit[f"data.{k}"] = lambda cfg, **_: split_probe(cfg)
     if key in explicit:
         return explicit[key]
     by_section = {"model": _model, "loss": _loss, "optim": _optimizer, "augment": _augment,
@@ -160,46 +136,15 @@ def probe(key: str):
     return None
 
 
-def leaves(mapping: dict, where: str = ""):
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            yield from leaves(value, f"{where}{key}.")
-        else:
-            yield f"{where}{key}"
-
-
-def changed(key: str, value, tmp: Path):
-    if key in ALTERNATIVES:
-        options = [v.replace("{tmp}", str(tmp)) if isinstance(v, str) else v for v in ALTERNATIVES[key]]
-        return next(v for v in options if v != value)
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, float):
-        return round(value + 0.05, 4)
-    raise AssertionError(f"no new value for {key} ({value!r}): add it to ALTERNATIVES")
-
-
 KEYS = list(leaves(read_yaml_mapping(SEGMENT_CONFIG)))
 
 
 @pytest.mark.parametrize("key", KEYS)
 def test_every_segment_key_has_an_effect_or_is_refused(key, tmp_path, monkeypatch):
     monkeypatch.setenv("MRPAROTID_HOME", str(tmp_path / "home"))
-    fn = probe(key)
-    assert fn is not None, f"config key {key} has no probe: add one (what object uses it?)"
-    base = load_segment_config()
-    section, _, leaf = key.partition(".")
-    value = changed(key, base[section][leaf] if leaf else base[section], tmp_path)
-    override = {section: {leaf: value}} if leaf else {section: value}
-    try:
-        cfg = load_segment_config(None, override)
-        after = fn(cfg, tmp=tmp_path, monkeypatch=monkeypatch)
-    except MrParotidError:
-        return
-    before = fn(base, tmp=tmp_path, monkeypatch=monkeypatch)
-    assert repr(after) != repr(before), f"changing {key} to {value!r} changed nothing"
+    assert_key_has_effect(key, probe(key), load_segment_config(),
+                          lambda overrides: load_segment_config(None, overrides), tmp_path, monkeypatch,
+                          ALTERNATIVES)
 
 
 @pytest.mark.parametrize("override", [

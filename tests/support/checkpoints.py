@@ -1,12 +1,14 @@
-"""Tiny classifier checkpoints (seeded weights, 32 px) and the carved test patient, for the
-diagnosis and clinic tests."""
+"""Tiny classifier checkpoints (seeded weights, 32 px), the carved test patient and a scored
+cohort with its checkpoint, for the diagnosis, clinic and report tests."""
 
 from __future__ import annotations
 
 import torch
 
-from patients import patient_arrays
+from patients import patient_arrays, write_cohort
 from mrparotid.config import load_config
+from mrparotid.data.splits import split_patients, split_record
+from mrparotid.io.manifest import read_manifest
 from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
 from mrparotid.models.factory import build_classifier
 
@@ -28,3 +30,17 @@ def carved_arrays():
     arrays = patient_arrays(tumour_side="L")
     arrays["gland"][arrays["tumour"] > 0] = 0
     return arrays
+
+
+def split_cohort(root):
+    """A SYNTHETIC cohort under ``root`` whose saved split holds three test patients (A1 Warthin,
+    left; A2 malignant, right; A3 pleomorphic adenoma, left) and one training patient, with a
+    tiny checkpoint recording that split at ``root/m.ckpt``. Returns the manifest path."""
+    rows = [("A1", "warthin", {"tumour_side": "L"}, "test"),
+            ("A2", "malignant", {"tumour_side": "R"}, "test"),
+            ("A3", "pleomorphic_adenoma", {"tumour_side": "L"}, "test"),
+            ("T1", "warthin", {"tumour_side": "R"}, "train")]
+    manifest = write_cohort(root, rows, comment="SYNTHETIC test cohort")
+    cases = read_manifest(manifest).cases
+    tiny_checkpoint(root / "m.ckpt", split=split_record(split_patients(cases), cases))
+    return manifest

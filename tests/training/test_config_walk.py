@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from config_walk import (assert_key_has_effect, leaves, phantom_probe, seed_probe, skip_bad_probe,
+                         split_probe)
 from mrparotid.config import CONFIG_DIR, channel_options, load_config, read_yaml_mapping
-from mrparotid.errors import MrParotidError
 from mrparotid.io.manifest import Manifest, PatientCase
 
 #: segment.yaml has its own keys and loader: tests/segmentation/test_segment_config.py walks it.
@@ -51,12 +52,6 @@ def _loader(cfg):
     return loader.batch_size, loader.num_workers
 
 
-def _split(cfg):
-    from mrparotid.data.splits import cohort_split
-
-    return cohort_split([PatientCase(f"P{i}", "warthin", Path("x")) for i in range(200)], cfg["data"])
-
-
 def _schedule(cfg):
     from mrparotid.models.lit_module import lr_factor
 
@@ -79,30 +74,10 @@ def _model(cfg):
     return m.layers, m.channels, str(m)
 
 
-def _phantom(cfg, monkeypatch):
-    import mrparotid.data.phantom as phantom
-    from mrparotid.training.run_dir import default_manifest
-
-    monkeypatch.setattr(phantom, "make_cohort", lambda root, n, **kw: Path(root) / "manifest.csv")
-    return default_manifest(cfg, progress=False)
-
-
 def _skip_bad(cfg, tmp):
     from mrparotid.data.cache import prepare_cohort
 
-    mf = Manifest(tmp / "m.csv", (PatientCase("GONE", "warthin", tmp / "no_such_patient"),))
-    try:
-        return len(prepare_cohort(mf, dict(cfg, data=dict(cfg["data"], cache_dir=str(tmp / "c"))),
-                                  progress=False).bad)
-    except MrParotidError as err:
-        return type(err).__name__
-
-
-def _seed(cfg):
-    from mrparotid.training.fit import seed_run
-
-    seed_run(cfg)
-    return float(torch.rand(1))
+    return skip_bad_probe(prepare_cohort, cfg, tmp)
 
 
 def _cache(cfg):
@@ -113,13 +88,13 @@ def _cache(cfg):
 
 
 PROBES = {
-    "seed": lambda cfg, **_: _seed(cfg),
-    "data.manifest": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
-    "data.phantom_patients": lambda cfg, monkeypatch, **_: _phantom(cfg, monkeypatch),
+    "seed": lambda cfg, **_: seed_probe(cfg),
+    "data.manifest": lambda cfg, monkeypatch, **_: phantom_probe(cfg, monkeypatch),
+    "data.phantom_patients": lambda cfg, monkeypatch, **_: phantom_probe(cfg, monkeypatch),
     "data.skip_bad": lambda cfg, tmp, **_: _skip_bad(cfg, tmp),
     "data.dicom_roles": lambda cfg, **_: _roles(cfg),
-    "data.test_fraction": lambda cfg, **_: _split(cfg), "data.val_fraction": lambda cfg, **_: _split(cfg),
-    "data.split_seed": lambda cfg, **_: _split(cfg),
+    "data.test_fraction": lambda cfg, **_: split_probe(cfg),
+    "data.val_fraction": lambda cfg, **_: split_probe(cfg), "data.split_seed": lambda cfg, **_: split_probe(cfg),
     "data.batch_size": lambda cfg, **_: _loader(cfg), "data.num_workers": lambda cfg, **_: _loader(cfg),
     "rule.malignant_min_slices": lambda cfg, **_: _meta(cfg)["rule"],
     "refer.target_sensitivity": lambda cfg, **_: _refer_band(cfg),
@@ -199,48 +174,13 @@ def probe(key: str):
     return None
 
 
-def changed(key: str, value, tmp: Path):
-    if key in ALTERNATIVES:
-        options = [v.replace("{tmp}", str(tmp)) if isinstance(v, str) else v for v in ALTERNATIVES[key]]
-        return next(v for v in options if v != value)
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    if isinstance(value, float):
-        return round(value + 0.05, 4)
-    raise AssertionError(f"no new value for {key} ({value!r}): add it to ALTERNATIVES")
-
-
-def leaves(mapping: dict, where: str = ""):
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            yield from leaves(value, f"{where}{key}.")
-        else:
-            yield f"{where}{key}"
-
-
 WALK = [(name, key) for name in SHIPPED for key in leaves(read_yaml_mapping(CONFIG_DIR / name))]
-
-
-def _set(key: str, value) -> dict:
-    section, _, leaf = key.partition(".")
-    return {section: {leaf: value}} if leaf else {section: value}
 
 
 @pytest.mark.parametrize("name, key", WALK, ids=[f"{n}:{k}" for n, k in WALK])
 def test_every_key_has_an_effect_or_is_refused(name, key, tmp_path, monkeypatch):
     monkeypatch.setenv("MRPAROTID_HOME", str(tmp_path / "home"))
     (tmp_path / "roles.yaml").write_text("min_slices: 7\n", encoding="utf-8")
-    fn = probe(key)
-    assert fn is not None, f"config key {key} has no probe: add one (what object uses it?)"
-    base = load_config(CONFIG_DIR / name)
-    section, _, leaf = key.partition(".")
-    value = changed(key, base[section][leaf] if leaf else base[section], tmp_path)
-    try:
-        cfg = load_config(CONFIG_DIR / name, _set(key, value))
-        after = fn(cfg, tmp=tmp_path, monkeypatch=monkeypatch)
-    except MrParotidError:
-        return                                                          # refused: fine
-    before = fn(base, tmp=tmp_path, monkeypatch=monkeypatch)
-    assert repr(after) != repr(before), f"{name}: changing {key} to {value!r} changed nothing"
+    assert_key_has_effect(key, probe(key), load_config(CONFIG_DIR / name),
+                          lambda overrides: load_config(CONFIG_DIR / name, overrides), tmp_path,
+                          monkeypatch, ALTERNATIVES, where=f"{name}: ")
