@@ -85,7 +85,8 @@ def test_diagnose_held_out_patient(run, cohort, tmp_path, capsys):
     s = report["slices"][0]
     assert s["side"] in ("L", "R") and isinstance(s["index"], int) and isinstance(s["z_mm"], float)
     assert s["pred"] in CLASSES and abs(sum(s["probs"].values()) - 1) < 1e-3
-    assert set(report["model"]) == {"checkpoint", "channels", "config_hash"}
+    assert set(report["model"]) >= {"checkpoint", "channels", "config_hash"}
+    assert report["masks"] == {"gland": "given", "tumour": "given"}
     assert "malignant_min_slices" in report["rule"]
     assert any(s.get("tumour_in_mask") for s in report["slices"])   # the phantom has a tumour mask
 
@@ -98,9 +99,11 @@ def test_diagnose_without_tumour_mask(run, cohort, tmp_path):
         if f.name.split(".")[0].lower() in ("tumour", "tumor", "lesion"):
             f.unlink()
     out = tmp_path / "r.json"
+    # without a tumour mask and without a segmenter only the screening view can run
     assert main(["diagnose", str(patient), "--checkpoint", str(run / "checkpoints" / "best.ckpt"),
-                 "--json", str(out), "-q"]) == 0
+                 "--json", str(out), "-q", "--all-slices"]) == 0
     report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["view"] == "screening"
     assert report["slices"] and all("true" not in s for s in report["slices"])
     assert all("tumour_in_mask" not in s for s in report["slices"])
 
