@@ -41,8 +41,19 @@ SHORT = {"no_tumour": "p_none", "pleomorphic_adenoma": "p_PA", "warthin": "p_War
          "malignant": "p_malig"}
 
 LEGEND = ("true: the slice's class from the tumour mask and the manifest diagnosis; 'tumour' = "
-          "tumour in the mask, diagnosis not given; '-' = not known (no tumour mask, or a "
-          "tumour-side slice without tumour)")
+          "tumour in the mask, diagnosis not given; 'tumour (auto)' = tumour in the segmenter's "
+          "mask, not a truth; '-' = not known (no tumour mask, or a tumour-side slice without "
+          "tumour)")
+
+
+def truth_cell(row: dict, report: dict) -> str:
+    """The 'true' cell of a slice row: its known class, ``tumour`` (in the given tumour mask),
+    ``tumour (auto)`` (in the segmenter's mask: never shown as a truth) or ``-``."""
+    if row.get("true"):
+        return row["true"]
+    if not row.get("tumour_in_mask"):
+        return "-"
+    return "tumour (auto)" if report.get("masks", {}).get("tumour") == "auto" else "tumour"
 
 
 @dataclass(frozen=True)
@@ -226,8 +237,7 @@ def format_report(report: dict) -> str:
     lines.append(f"{'side':>4} {'k':>3} {'z_mm':>7}  {'pred':<20} {truth_head}"
                  + " ".join(f"{SHORT[c]:>9}" for c in CLASSES))
     for s in report["slices"]:
-        known = s.get("true") or ("tumour" if s.get("tumour_in_mask") else "-")
-        truth = f"{known:<20} " if with_truth else ""
+        truth = f"{truth_cell(s, report):<20} " if with_truth else ""
         lines.append(f"{s['side']:>4} {s['index']:>3} {s['z_mm']:>7.1f}  {s['pred']:<20} {truth}"
                      + " ".join(f"{s['probs'][c]:>9.3f}" for c in CLASSES))
     lines.append("p_*: probability of no tumour, pleomorphic adenoma (PA), Warthin tumour, malignant")

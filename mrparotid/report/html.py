@@ -21,7 +21,7 @@ import numpy as np
 from mrparotid import __version__
 from mrparotid.constants import CLASSES
 from mrparotid.errors import OutputError
-from mrparotid.inference.diagnose import PatientEvidence
+from mrparotid.inference.diagnose import PatientEvidence, truth_cell
 from mrparotid.io.atomic import write_bytes, write_text
 from mrparotid.models.checkpoint import LoadedModel
 from mrparotid.report.model_card import model_card
@@ -137,7 +137,7 @@ def _slice_table(report: dict, shown: set[tuple[str, int]]) -> tuple[list[str], 
         cells = [s["side"], s["index"], f"{s['z_mm']:.1f}", s["pred"].replace("_", " "),
                  *[f"{s['probs'][c]:.3f}" for c in CLASSES]]
         if truth:
-            cells.append(s.get("true") or ("tumour" if s.get("tumour_in_mask") else "-"))
+            cells.append(truth_cell(s, report))
         if cam:
             c = s.get("cam") or {}
             peak, share = c.get("peak_mm"), c.get("tumour_share")

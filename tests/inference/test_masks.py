@@ -203,3 +203,13 @@ def test_json_has_masks_and_tumour_found(tmp_path, monkeypatch):
     report = json.loads(out.read_text(encoding="utf-8"))
     assert report["masks"] == {"gland": "given", "tumour": "given"} and report["view"] == "procedure"
     assert report["tumour_found"] == {"L": True, "R": False} and report["warnings"] == []
+
+
+def test_an_automatic_tumour_mask_is_never_shown_as_a_truth():
+    from mrparotid.inference.diagnose import truth_cell
+
+    row = {"tumour_in_mask": True}
+    assert truth_cell(row, {"masks": {"gland": "auto", "tumour": "auto"}}) == "tumour (auto)"
+    assert truth_cell(row, {"masks": {"gland": "given", "tumour": "given"}}) == "tumour"
+    assert truth_cell({"tumour_in_mask": False}, {}) == "-"
+    assert truth_cell({"true": "warthin", "tumour_in_mask": True}, {}) == "warthin"
