@@ -35,6 +35,7 @@ bench: install
 	$(PYTHON) tools/bench.py data
 	$(PYTHON) tools/bench.py train
 	$(PYTHON) tools/bench.py diagnose
+	$(PYTHON) tools/bench.py segment
 
 clean:
 	rm -rf $(DEMO_DIR) runs .pytest_cache
