@@ -39,14 +39,16 @@ class Segmenter:
         self._path = Path(path) if path is not None else None
         self._runs_dir = Path(runs_dir)
         self._loaded = None
+        self._searched = path is not None
 
     @property
     def path(self) -> Path | None:
         """The checkpoint (the default one once searched; None if there is none)."""
-        if self._path is None:
+        if not self._searched:   # search runs/ once, even when it holds no segmenter
             from mrparotid.inference.runs import newest_checkpoint
 
             self._path = newest_checkpoint("segmenter", self._runs_dir)
+            self._searched = True
         return self._path
 
     def available(self) -> bool:

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.config import config_hash
-from mrparotid.data.cache import PreparedCohort, entry_path
-from mrparotid.errors import CohortError, MrParotidError
+from mrparotid.data.cache import PreparedCohort, cache_lock, entry_path
+from mrparotid.errors import CohortError, MrParotidError, OutputError
 from mrparotid.io.atomic import atomic_path
 from mrparotid.io.manifest import Manifest, PatientCase
 from mrparotid.segmentation.slices import SliceStack, study_slices
@@ -94,20 +94,26 @@ def prepare_seg_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None =
     d = cfg["data"]
     bar = tqdm(manifest.cases, desc="segmenter slices" + (" (SYNTHETIC)" if manifest.synthetic else ""),
                unit="patient", disable=not progress)
-    for case in bar:
-        try:
-            files = patient_files(case, require_tumour=True)
-            key = seg_cache_key(case, files.fingerprint(), cfg)
-            path = entry_path(out.cache_dir, case.patient_id, key)
-            if not path.exists():
-                study = load_study(case, mode="train", files=files)
-                stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))
-                save_patient(path, CachedPatient(stack, (study.gland > 0).astype(np.uint8),
-                                                 (study.tumour > 0).astype(np.uint8)))
-                out.built += 1
-            out.entries[case.patient_id] = path
-        except MrParotidError as err:
-            out.bad.append(err)
+    lock = cache_lock(out.cache_dir, progress=progress)   # one writer at a time, as prepare
+    try:
+        for case in bar:
+            try:
+                files = patient_files(case, require_tumour=True)
+                key = seg_cache_key(case, files.fingerprint(), cfg)
+                path = entry_path(out.cache_dir, case.patient_id, key)
+                if not path.exists():
+                    study = load_study(case, mode="train", files=files)
+                    stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))
+                    save_patient(path, CachedPatient(stack, (study.gland > 0).astype(np.uint8),
+                                                     (study.tumour > 0).astype(np.uint8)))
+                    out.built += 1
+                out.entries[case.patient_id] = path
+            except OutputError:     # a full disk is no bad patient: stop, naming the path
+                raise
+            except MrParotidError as err:
+                out.bad.append(err)
+    finally:
+        lock.release()
     if out.bad and not skip_bad:
         raise CohortError(out.bad)
     return out

@@ -93,8 +93,7 @@ def load_segmenter(path: str | Path, *, device: str | None = None) -> LoadedSegm
     CheckpointError
         File missing, unreadable, damaged, or not written by ``mrparotid segment fit``.
     """
-    import torch
-
+    from mrparotid.inference.predict import default_device
     from mrparotid.models.checkpoint import checkpoint_record, torch_load_safely
     from mrparotid.models.precision import model_channels_last
     from mrparotid.segmentation.network import build_segmenter
@@ -114,7 +113,7 @@ def load_segmenter(path: str | Path, *, device: str | None = None) -> LoadedSegm
     except RuntimeError as exc:
         raise CheckpointError(f"weights do not fit the segmenter ({str(exc).splitlines()[0][:100]})",
                               path=path, fix="the checkpoint is damaged; re-train") from None
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     model = model_channels_last(model.to(device).eval(), 2)
     return LoadedSegmenter(model, meta, path, device)
 

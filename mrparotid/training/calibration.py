@@ -18,16 +18,14 @@ def store_calibration(checkpoint: str | Path, record: dict) -> None:
     import torch
 
     from mrparotid.io.atomic import atomic_path
+    from mrparotid.models.checkpoint import checkpoint_record, torch_load_safely
 
     path = Path(checkpoint)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign/corrupt files
-        raise CheckpointError(f"cannot re-open the checkpoint to store its calibration "
-                              f"({type(exc).__name__})", path=path, fix="re-run 'mrparotid fit'") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("mrparotid"), dict):
+    ckpt = torch_load_safely(path, "mrparotid checkpoint", "re-run 'mrparotid fit'")
+    meta = checkpoint_record(ckpt)
+    if meta is None:
         raise CheckpointError("not an mrparotid checkpoint", path=path, fix="re-run 'mrparotid fit'")
-    ckpt["mrparotid"]["calibration"] = dict(record)
+    meta["calibration"] = dict(record)
     with atomic_path(path) as tmp:
         torch.save(ckpt, tmp)
 
