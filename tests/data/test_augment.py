@@ -97,6 +97,28 @@ def test_intensity_jitter_leaves_mask_untouched():
     assert not torch.allclose(out[:, :m], x[:, :m])
 
 
+def test_intensity_matches_its_formula_per_sample_and_channel():
+    """(y - mean) * f + mean + offset, clamped to [0, 1], then ** gamma; 0 stays 0, no NaN."""
+    x = make_batch(b=5)
+    x[:, 0, :4] = 0.0                                # exact zeros: gamma must keep them at 0
+    cfg = NEUTRAL | dict(brightness=0.3, contrast=0.5, gamma=(0.5, 2.0))
+    aug = augment(**cfg)
+    torch.manual_seed(7)
+    out = aug(x.clone())
+    torch.manual_seed(7)                             # the same draws, in the module's order
+    k, dev = 3, x.device
+    f = 0.5 + torch.rand((5, k, 1, 1), device=dev)
+    offset = -0.3 + 0.6 * torch.rand((5, k, 1, 1), device=dev)
+    log_g = torch.log(torch.tensor(0.5)) + (torch.log(torch.tensor(2.0)) - torch.log(torch.tensor(0.5))) \
+        * torch.rand((5, k, 1, 1), device=dev)
+    y = x[:, :k]
+    mean = y.mean(dim=(-2, -1), keepdim=True)
+    want = ((y - mean) * f + mean + offset).clamp(0, 1) ** torch.exp(log_g)
+    assert torch.allclose(out[:, :k], want, atol=1e-5)
+    assert not torch.isnan(out).any()
+    assert torch.all(out[:, 0, :4][want[:, 0, :4] == 0] == 0)
+
+
 def test_geometry_is_shared_by_all_channels():
     torch.manual_seed(3)
     base = make_batch(b=6, channels=("T1",))
