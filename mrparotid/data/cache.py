@@ -52,12 +52,12 @@ def save_slices(path: Path, slices: PatientSlices, provenance: dict) -> None:
                  provenance=np.array(json.dumps(provenance)))
 
 
-def entry_complete(path: Path) -> bool:
+def entry_complete(path: Path, required: str = "provenance") -> bool:
     """True when ``path`` opens as a whole cache entry (the zip directory at its end reads, and
-    it lists the provenance); a missing, truncated or foreign file is not."""
+    it lists the array ``required``); a missing, truncated or foreign file is not."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return "provenance" in z.files
+            return required in z.files
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return False
 
@@ -96,6 +96,17 @@ class PreparedCohort:
     def ok_cases(self) -> list[PatientCase]:
         """The manifest's patients that prepared, in manifest order."""
         return [c for c in self.manifest.cases if c.patient_id in self.entries]
+
+
+def prepare_patients(manifest: Manifest, patient_ids, cfg: dict, *,
+                     progress: bool = False) -> PreparedCohort:
+    """:func:`prepare_cohort` of the manifest's rows for ``patient_ids`` only; a patient that
+    fails is left out of ``entries`` (and named in ``bad``), never raised."""
+    from dataclasses import replace
+
+    wanted = set(patient_ids)
+    return prepare_cohort(replace(manifest, cases=tuple(c for c in manifest.cases if c.patient_id in wanted)),
+                          cfg, skip_bad=True, progress=progress)
 
 
 def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = None,

@@ -19,7 +19,8 @@ from mrparotid.constants import CLASSES
 from mrparotid.evaluation import stats
 from mrparotid.evaluation.bootstrap import patient_bootstrap_ci
 from mrparotid.evaluation.metrics import label_arrays, patient_slices
-from mrparotid.inference.calibrate import apply_temperature, fit_temperature, logits_from_probs, nll
+from mrparotid.inference.calibrate import (T_BOUNDS, apply_temperature, fit_temperature,
+                                          logits_from_probs, nll)
 from mrparotid.inference import refer
 
 N_BINS = 15
@@ -93,13 +94,13 @@ def fit_calibration(val: pd.DataFrame | None, refer_cfg: dict | None = None, *,
         record["refer_note"] = "no validation patients: temperature 1 (not calibrated), never refer"
         return _warned(record, warn)
     y, _, probs = label_arrays(val)
-    t = fit_temperature(logits_from_probs(probs), y)
+    t, temperature_note = bounded_temperature(fit_temperature(logits_from_probs(probs), y), len(y))
     pats, _ = patient_slices(val)
     patients = [(truth == "malignant", apply_temperature(p, t), m) for truth, p, m in pats.values()]
     aggregation, losses = refer.choose_aggregation(patients)
     scores = [refer.p_malignant(p, m, aggregation) for _, p, m in patients]
     band = refer.choose_band(scores, [mal for mal, _, _ in patients], target, min_mal)
-    record.update(temperature=float(t), aggregation=aggregation,
+    record.update(temperature=float(t), temperature_note=temperature_note, aggregation=aggregation,
                   refer_band=list(band.band) if band.band else None, refer_note=band.note,
                   n_val_patients=len(patients), n_val_malignant=sum(m for m, _, _ in patients),
                   n_val_slices=int(len(y)), val_log_loss=losses,
@@ -108,7 +109,27 @@ def fit_calibration(val: pd.DataFrame | None, refer_cfg: dict | None = None, *,
     return _warned(record, warn)
 
 
+def bounded_temperature(t: float, n_slices: int) -> tuple[float, str | None]:
+    """(temperature to use, warning or None) for a fitted ``t``. At the search's upper bound
+    (:data:`~mrparotid.inference.calibrate.T_BOUNDS`) the validation slices say the model's
+    probabilities carry little information: ``t`` is kept (it flattens them). At the lower bound
+    every validation slice is classified with room to spare, which only says "sharper", not how
+    much: sharpening by 1/0.05 would make every answer overconfident, so 1 is used instead."""
+    lo, hi = T_BOUNDS
+    if t >= hi / 1.1:                  # within 10 % of a bound: the bounded search stops short of it
+        return t, (f"the temperature reached its upper bound {hi:g} on {n_slices} validation slices: "
+                   "the model's probabilities carry little information there; treat p(malignant) "
+                   "with care")
+    if t <= lo * 1.1:
+        return 1.0, (f"the temperature reached its lower bound {lo:g} on {n_slices} validation "
+                     "slices (all classified with room to spare): temperature 1 kept, not sharpened; "
+                     "more validation patients would calibrate it")
+    return t, None
+
+
 def _warned(record: dict, warn: bool) -> dict:
+    if warn and record.get("temperature_note"):
+        print(f"WARNING: {record['temperature_note']}", file=sys.stderr)
     if warn and record["refer_band"] is None:
         print(f"WARNING: {record['refer_note']}", file=sys.stderr)
     return record
@@ -215,7 +236,9 @@ def calibration_section(df: pd.DataFrame, out_dir, *, val: pd.DataFrame | None =
     plot_band_curve(curve, band, scored["coverage"]["estimate"], out / files["coverage_accuracy_png"],
                     title=f"Refer band: coverage vs accuracy{tag}", synthetic=synthetic)
     write_text(out / files["patients_p_malignant"], table.to_csv(index=False, float_format="%.6g"))
-    warnings = [] if band is not None else [str(calibration.get("refer_note", "no refer band"))]
+    warnings = [str(calibration["temperature_note"])] if calibration.get("temperature_note") else []
+    if band is None:
+        warnings.append(str(calibration.get("refer_note", "no refer band")))
     return {"calibration": calibration, "source": source,
             "slice": {"ece": {k: v["ece"] for k, v in scores.items()},
                       "brier": {k: v["brier"] for k, v in scores.items()}, "n_bins": N_BINS},

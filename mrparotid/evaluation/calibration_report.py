@@ -96,7 +96,8 @@ def calibration_markdown(section: dict | None) -> list[str]:
              f"Temperature {cal['temperature']:.3f} ({section['source']}); p(malignant) = "
              f"{cal['aggregation'].replace('_', '-')} of the calibrated malignant probability over "
              "the patient's tumour slices (mean vs noisy-OR chosen by patient log loss on validation: "
-             + ", ".join(f"{k} {_f(v)}" for k, v in (cal.get("val_log_loss") or {}).items()) + ").", "",
+             + ", ".join(f"{k} {_f(v)}" for k, v in (cal.get("val_log_loss") or {}).items()) + ")."
+             + (f" **Warning:** {cal['temperature_note']}." if cal.get("temperature_note") else ""), "",
              f"| slices | before (T = 1) | after (T = {cal['temperature']:.2f}) |", "|---|---|---|",
              f"| ECE ({sl['n_bins']} bins) | {_ci(sl['ece']['before'])} | {_ci(sl['ece']['after'])} |",
              f"| Brier | {_ci(sl['brier']['before'])} | {_ci(sl['brier']['after'])} |", "",

@@ -3,7 +3,6 @@ channel-ablation comparison (the paper's Table 3)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -20,20 +19,7 @@ from mrparotid.evaluation.metrics import check_scorable, label_arrays, patient_m
 from mrparotid.evaluation.plots import plot_ablation, plot_confusion, plot_roc
 from mrparotid.evaluation.predictions import KEY, as_predictions
 from mrparotid.evaluation.report import ablation_markdown, evaluation_markdown
-from mrparotid.io.atomic import write_text
-
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    return obj
+from mrparotid.io.atomic import write_json, write_text
 
 
 def _row(metric: str, view: str, positive: str, r: dict, independent: dict, estimate: str) -> dict:
@@ -132,7 +118,7 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
                    title=f"Slice confusion matrix{tag}", synthetic=synthetic)
     plot_roc(y, p, out / files["roc_png"], title=f"Slice ROC (one-vs-rest){tag}", synthetic=synthetic)
     write_text(out / files["report"], evaluation_markdown(metrics, synthetic, title))
-    write_text(out / files["metrics"], json.dumps(_jsonable(metrics), indent=1))
+    write_json(out / files["metrics"], metrics, indent=1)
     return metrics
 
 

@@ -163,6 +163,8 @@ def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
     report["missing_series"] = list(evidence.missing_series)    # [] when every series is there
     report.update(refer_report(evidence.probs, tumour_on_slices(evidence), meta, decision.diagnosis))
     report.update(mask_report(evidence))
+    if report["calibration"].get("temperature_note"):     # calibration not identified on validation
+        report["warnings"] = [*report.get("warnings", []), report["calibration"]["temperature_note"]]
     report["model"]["series_dropout"] = float(meta.get("series_dropout", 0.0))
     if case.diagnosis:
         report["true_diagnosis"] = case.diagnosis

@@ -192,14 +192,16 @@ def refer_report(raw_probs: np.ndarray, tumour: np.ndarray | None, meta: dict, r
     """The ``diagnose`` report's keys for one patient: ``p_malignant`` (4 decimals, None without a
     tumour slice), ``aggregation``, ``answer`` (``refer`` or a diagnosis; the rule's diagnosis
     stays in ``diagnosis``), ``refer_band`` and ``calibration`` (``temperature``, ``tumour_slices``
-    source and count, ``refer_note``), from the checkpoint ``meta``'s calibration."""
+    source and count, ``refer_note``, ``temperature_note``: None unless the fitted temperature
+    reached a search bound), from the checkpoint ``meta``'s calibration."""
     cal = calibration_of(meta)
     a = answer_patient(raw_probs, tumour, cal, rule_diagnosis)
     p = a["p_malignant"]
     return {"p_malignant": None if p is None else round(float(p), 4), "aggregation": cal["aggregation"],
             "answer": a["answer"], "refer_band": cal.get("refer_band"),
             "calibration": {"temperature": float(cal["temperature"]), "tumour_slices": a["tumour_slices"],
-                            "n_tumour_slices": a["n_tumour_slices"], "refer_note": cal.get("refer_note", "")}}
+                            "n_tumour_slices": a["n_tumour_slices"], "refer_note": cal.get("refer_note", ""),
+                            "temperature_note": cal.get("temperature_note")}}
 
 
 def refer_line(report: dict) -> str | None:

@@ -69,6 +69,23 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` as strict JSON values: non-finite floats become ``null`` (JSON has no NaN), numpy
+    scalars and arrays plain numbers and lists, tuples lists, mapping keys strings."""
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if hasattr(obj, "tolist") and hasattr(obj, "dtype"):        # numpy scalar or array
+        return json_ready(obj.tolist())
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
+
+
 def write_json(path: str | Path, obj: Any, *, indent: int = 2) -> None:
-    """Write ``obj`` as JSON atomically (``default=str`` for paths and other plain objects)."""
-    write_text(path, json.dumps(obj, indent=indent, default=str) + "\n")
+    """Write ``obj`` as strict JSON atomically (:func:`json_ready`; ``str`` of paths and other
+    plain objects)."""
+    write_text(path, json.dumps(json_ready(obj), indent=indent, default=str, allow_nan=False) + "\n")

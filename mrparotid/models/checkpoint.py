@@ -52,6 +52,15 @@ class LoadedModel:
         """Series with a present flag (trained with series dropout); () for older checkpoints."""
         return tuple(self.meta.get("series_flags", ()))
 
+    def run_config(self, cfg: dict) -> dict:
+        """``cfg`` (a command's config: manifest, cache, trainer) with the data settings the
+        model's inputs were made with: its channels, series mask, preprocessing and channel
+        options. Crops cut with it hit the run's cache entries."""
+        meta = self.meta
+        return dict(cfg, data=dict(cfg["data"], channels=list(self.channels),
+                                   series_mask=meta.get("series_mask", "none"), **meta["preprocess"],
+                                   **meta.get("channel_options", {})))
+
 
 def torch_load_safely(path: Path, what: str, fix: str):
     """The object in the checkpoint file ``path``, read on the CPU with ``weights_only=True``

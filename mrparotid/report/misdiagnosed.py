@@ -11,7 +11,6 @@ the set the error was counted on.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from mrparotid.io.atomic import write_bytes
@@ -41,7 +40,7 @@ def error_montages(checkpoint: str | Path, cfg: dict, misdiagnosed: list[dict], 
     preprocessing and channels come from the checkpoint, as in
     :func:`mrparotid.training.fit.predict_split`.
     """
-    from mrparotid.data.cache import load_slices, prepare_cohort
+    from mrparotid.data.cache import load_slices, prepare_patients
     from mrparotid.data.crops import select_channels
     from mrparotid.inference.explain import grad_cam
     from mrparotid.inference.predict import predict_probs
@@ -55,12 +54,9 @@ def error_montages(checkpoint: str | Path, cfg: dict, misdiagnosed: list[dict], 
     meta = loaded.meta
     options = meta.get("channel_options", {})
     series_mask = meta.get("series_mask", "none")
-    run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(loaded.channels), series_mask=series_mask,
-                                  **meta["preprocess"], **options))
-    wanted = {d["patient_id"] for d in misdiagnosed}
+    run_cfg = loaded.run_config(cfg)
     mf = read_manifest(run_cfg["data"]["manifest"], check_dirs=False)
-    prepared = prepare_cohort(replace(mf, cases=tuple(c for c in mf.cases if c.patient_id in wanted)),
-                              run_cfg, skip_bad=True, progress=False)
+    prepared = prepare_patients(mf, [d["patient_id"] for d in misdiagnosed], run_cfg)
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
     precision = cfg.get("trainer", {}).get("precision", "auto")
     out, written = Path(out_dir), {}

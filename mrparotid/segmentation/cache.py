@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.config import config_hash
-from mrparotid.data.cache import PreparedCohort, cache_lock, entry_path
+from mrparotid.data.cache import PreparedCohort, cache_lock, entry_complete, entry_path
 from mrparotid.errors import CohortError, MrParotidError, OutputError
 from mrparotid.io.atomic import atomic_path
 from mrparotid.io.manifest import Manifest, PatientCase
@@ -101,7 +101,7 @@ def prepare_seg_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None =
                 files = patient_files(case, require_tumour=True)
                 key = seg_cache_key(case, files.fingerprint(), cfg)
                 path = entry_path(out.cache_dir, case.patient_id, key)
-                if not path.exists():
+                if not entry_complete(path, "meta"):     # missing, or truncated by a crash or copy
                     study = load_study(case, mode="train", files=files)
                     stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))
                     save_patient(path, CachedPatient(stack, (study.gland > 0).astype(np.uint8),

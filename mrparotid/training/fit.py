@@ -226,9 +226,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     ``predictions_<split>.csv`` into ``out_dir``. Preprocessing and channels come from the
     checkpoint, and so does the split: exactly the run's patients, never recomputed
     (:func:`mrparotid.data.splits.saved_split` refuses when the manifest no longer fits it)."""
-    from dataclasses import replace
-
-    from mrparotid.data.cache import prepare_cohort
+    from mrparotid.data.cache import prepare_patients
     from mrparotid.data.datamodule import load_split
     from mrparotid.data.splits import saved_split, split_record
     from mrparotid.inference.refer import calibration_of
@@ -236,9 +234,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
 
     loaded = load_checkpoint(checkpoint)
     meta = loaded.meta
-    run_cfg = dict(cfg, data=dict(cfg["data"], channels=list(loaded.channels),
-                                  series_mask=meta.get("series_mask", "none"), **meta["preprocess"],
-                                  **meta.get("channel_options", {})))
+    run_cfg = loaded.run_config(cfg)
     mf = read_manifest(run_cfg["data"]["manifest"], check_dirs=False)
     wanted = [split] if split == "val" else [split, "val"]
     splits = saved_split(meta.get("split"), mf.cases, wanted, source=loaded.path, manifest=mf.path)
@@ -246,8 +242,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
         print(f"note: manifest rows of the run's patients changed since the run (patient folders or "
               f"centres; diagnoses and splits are unchanged): {mf.path}")
     needed = {p for name in wanted for p in splits.get(name, [])}
-    prepared = prepare_cohort(replace(mf, cases=tuple(c for c in mf.cases if c.patient_id in needed)),
-                              run_cfg, skip_bad=True, progress=progress)
+    prepared = prepare_patients(mf, needed, run_cfg, progress=progress)
     failed = sorted(needed - set(prepared.entries))
     if failed:
         raise ManifestError(f"the run's {'/'.join(wanted)} patient(s) {', '.join(failed)} did not prepare "

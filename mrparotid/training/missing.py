@@ -35,10 +35,10 @@ DEFAULT_SERIES_DROPOUT = 0.3
 DROPOUT_RUN = "dropout"
 
 
-def run_matches(run_dir: Path, channels: list[str], series_dropout: float,
+def run_matches(run_dir: Path, summary: dict, channels: list[str], series_dropout: float,
                 splits: dict[str, list[str]]) -> str | None:
-    """Why the finished run in ``run_dir`` does not fit (channels, dropout rate, split), or None."""
-    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    """Why the finished run in ``run_dir`` (its ``summary.json`` read as ``summary``) does not fit
+    (channels, dropout rate, split), or None."""
     if list(summary.get("channels", [])) != list(channels):
         return f"channels {','.join(summary.get('channels', []))}, not {','.join(channels)}"
     saved = read_yaml_mapping(run_dir / "config.yaml", what="run config")
@@ -59,13 +59,14 @@ def fit_or_reuse(run_cfg: dict, run_dir: Path, *, manifest: Path, splits: dict[s
     """The summary of the finished matching run in ``run_dir``, else of a new fit there."""
     rate = float(run_cfg["augment"]["series_dropout"])
     if holds_run(run_dir) and not overwrite:
-        why = run_matches(run_dir, run_cfg["data"]["channels"], rate, splits)
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        why = run_matches(run_dir, summary, run_cfg["data"]["channels"], rate, splits)
         if why:
             raise ConfigError(f"this folder holds a run with {why}", path=run_dir,
                               fix="pass --overwrite to retrain it, or choose another --out")
         if progress:
             print(f"reusing the finished run in {run_dir}")
-        return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        return summary
     return fit(run_cfg, manifest=manifest, out_dir=run_dir, splits=splits, progress=progress,
                evaluate=True, overwrite=overwrite)
 

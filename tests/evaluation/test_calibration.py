@@ -92,3 +92,39 @@ def test_band_from_validation_is_applied_to_test(tmp_path):
     assert b["n_patients"] == 10 and b["coverage"]["n"] == 10
     assert s["patient"]["auc"]["auc"] > 0.5 and s["patient"]["auc"]["method"] == "DeLong"
     assert len(s["curve"]["coverage"]) >= 2 and s["curve"]["coverage"][0] == 1.0
+
+
+def _all_slices(right: bool):
+    """10 validation patients, 2 tumour slices each, every slice classified with a wide margin:
+    rightly (``right``) or wrongly."""
+    import pandas as pd
+
+    from calibration_data import slice_row
+
+    rows = []
+    for i in range(10):
+        truth = "malignant" if i < 5 else "pleomorphic_adenoma"
+        p = 0.99 if (truth == "malignant") == right else 0.01
+        rows += [slice_row(f"P{i}", k, truth, p) for k in range(2)]
+    return pd.DataFrame(rows)
+
+
+def test_a_temperature_at_the_lower_bound_is_not_used_to_sharpen(capsys):
+    record = fit_calibration(_all_slices(right=True))
+    assert record["temperature"] == 1.0
+    assert "lower bound" in record["temperature_note"]
+    assert any("lower bound" in line for line in capsys.readouterr().err.splitlines())
+
+
+def test_a_temperature_at_the_upper_bound_is_kept_and_flagged(tmp_path, capsys):
+    val = _all_slices(right=False)
+    record = fit_calibration(val)
+    assert record["temperature"] == pytest.approx(20.0, rel=0.01)
+    assert "upper bound" in record["temperature_note"]
+    m = evaluate_predictions(val, tmp_path, calibration=record)
+    assert any("upper bound" in w for w in m["calibration"]["warnings"])
+    assert "upper bound" in (tmp_path / "report.md").read_text(encoding="utf-8")
+
+
+def test_an_ordinary_fit_has_no_temperature_note():
+    assert fit_calibration(five_malignant())["temperature_note"] is None

@@ -139,3 +139,20 @@ def test_csv_has_every_predicted_slice_with_and_without_masks(tmp_path, monkeypa
     assert len(b) == 16 and all(r["true"] == "" for r in b)                 # no masks: unknown
     a = {(r["side"], int(r["index"])): r["true"] for r in rows if r["patient_id"] == "A"}
     assert a[("R", 2)] == "no_tumour" and a[("L", 3)] == ""                  # no diagnosis given
+
+
+def test_a_temperature_at_a_search_bound_is_a_warning_in_every_output(tmp_path, capsys):
+    from calibration_data import five_malignant
+
+    from mrparotid.evaluation.calibration import fit_calibration
+    from mrparotid.training.calibration import store_calibration
+
+    manifest = write_cohort(tmp_path, [("P001", "warthin", {"arrays": carved_arrays()})])
+    _, _ = tiny_checkpoint(tmp_path / "m.ckpt")
+    record = dict(fit_calibration(five_malignant(), warn=False),
+                  temperature=20.0, temperature_note="the temperature reached its upper bound 20")
+    store_calibration(tmp_path / "m.ckpt", record)
+    report = diagnose_case(read_manifest(manifest).cases[0], load_checkpoint(tmp_path / "m.ckpt"))
+    assert report["calibration"]["temperature_note"] == record["temperature_note"]
+    assert record["temperature_note"] in report["warnings"]
+    assert f"WARNING: {record['temperature_note']}" in format_report(report)

@@ -81,11 +81,13 @@ def test_missing_takes_no_channels(capsys):
 
 def test_run_matches_reads_the_run_record(ablated):
     _, _, out, _ = ablated
-    splits = json.loads((out / "dropout" / "summary.json").read_text(encoding="utf-8"))["splits"]
+    summary = json.loads((out / "dropout" / "summary.json").read_text(encoding="utf-8"))
+    splits, run = summary["splits"], out / "dropout"
     channels = ["T1", "CE-T1", "T2", "mask"]
-    assert missing.run_matches(out / "dropout", channels, 0.3, splits) is None
-    assert "channels" in missing.run_matches(out / "dropout", ["T1", "mask"], 0.3, splits)
-    assert "split" in missing.run_matches(out / "dropout", channels, 0.3, dict(splits, test=["P00"]))
+    assert missing.run_matches(run, summary, channels, 0.3, splits) is None
+    assert "channels" in missing.run_matches(run, summary, ["T1", "mask"], 0.3, splits)
+    assert "split" in missing.run_matches(run, summary, channels, 0.3, dict(splits, test=["P00"]))
+    assert "series_dropout" in missing.run_matches(run, summary, channels, 0.2, splits)
     with pytest.raises(ConfigError):
         missing.fit_or_reuse({"augment": {"series_dropout": 0.0}, "data": {"channels": channels}},
                              out / "dropout", manifest=out, splits=splits, progress=False,
