@@ -302,7 +302,6 @@ def _write_slice_csv(reports: list[dict], path: Path) -> None:
 
 def cmd_evaluate(args, extra) -> int:
     from mrparotid.evaluation.evaluate import evaluate_predictions
-    from mrparotid.evaluation.predictions import read_predictions
 
     out = Path(args.out)
     if getattr(args, "segmenter", None) and (args.predictions or not (args.checkpoint and args.manifest)):
@@ -311,10 +310,8 @@ def cmd_evaluate(args, extra) -> int:
                           "best.ckpt --manifest cohort.csv --segmenter runs/S/checkpoints/best.ckpt --out eval/")
     if args.predictions:
         no_extra(extra)
-        preds = read_predictions(args.predictions)
-        val_path = getattr(args, "val_predictions", None)
-        metrics = evaluate_predictions(preds, out, synthetic=args.synthetic,
-                                       val_preds=read_predictions(val_path) if val_path else None,
+        metrics = evaluate_predictions(Path(args.predictions), out, synthetic=args.synthetic,
+                                       val_preds=getattr(args, "val_predictions", None) or None,
                                        title=Path(args.predictions).name)
     else:
         if not (args.checkpoint and args.manifest):
@@ -327,8 +324,7 @@ def cmd_evaluate(args, extra) -> int:
         require_complete_run(args.checkpoint)   # an interrupted run's model is not final
         cfg = _config(args, extra)
         paths = predict_split(args.checkpoint, cfg, args.split, out, progress=not args.quiet)
-        metrics = evaluate_predictions(read_predictions(paths["preds"]), out,
-                                       val_preds=read_predictions(paths["val"]) if paths.get("val") else None,
+        metrics = evaluate_predictions(paths["preds"], out, val_preds=paths.get("val"),
                                        malignant_min_slices=paths["rule_n"],
                                        synthetic=paths["synthetic"], title=f"{args.split} split",
                                        calibration=paths.get("calibration"), refer=cfg.get("refer"))

@@ -69,7 +69,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json")
                                .read_text(encoding="utf-8")) for i in range(k)]
     result["fold_summary"] = summarise_folds(fold_metrics)
-    evaluate_predictions(read_predictions(out_root / "predictions_oof.csv"), out_root / "pooled",
+    evaluate_predictions(out_root / "predictions_oof.csv", out_root / "pooled",
                          val_preds=val_oof, val_source=f"validation patients of the {len(pooled_val)} folds",
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")

@@ -202,12 +202,10 @@ def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool, calibration: dict 
     """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``
     (``calibration``: the run's record, else fitted there on the validation predictions)."""
     from mrparotid.evaluation.evaluate import evaluate_predictions
-    from mrparotid.evaluation.predictions import read_predictions
 
     val = run_dir / "predictions_val.csv"
     out = run_dir / "evaluation"
-    evaluate_predictions(read_predictions(run_dir / "predictions_test.csv"), out,
-                         val_preds=read_predictions(val) if val.exists() else None,
+    evaluate_predictions(run_dir / "predictions_test.csv", out, val_preds=val if val.exists() else None,
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=synthetic, title=evaluation_title(run_dir),
                          calibration=calibration, refer=cfg.get("refer"))
