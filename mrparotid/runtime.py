@@ -8,8 +8,8 @@ grids, activations, gradients), so every step page-faults and zeroes them again:
 machines here that costs about a fifth of the step. Serving every block from the heap
 (``M_MMAP_MAX`` 0) and a high trim threshold keep such blocks for reuse. PyTorch's CPU
 performance guide gets the same effect by preloading jemalloc or tcmalloc; ``mallopt`` does it
-from inside the process, with no extra library. (Above ``M_MMAP_MAX`` 0 glibc still falls back to
-``mmap`` when the heap cannot grow.)
+from inside the process, with no extra library. (With ``M_MMAP_MAX`` 0 glibc still falls back
+to ``mmap`` when the heap cannot grow.)
 
 The resident size stays near the peak the process already reached instead of shrinking between
 steps. ``MRPAROTID_MALLOC=default`` (or any ``MALLOC_*`` tunable, or a preloaded allocator)

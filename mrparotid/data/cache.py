@@ -118,44 +118,59 @@ def prepare_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = Non
     CohortError
         Some patients failed and ``skip_bad`` is False; every bad patient is named.
     """
+    def save(case: PatientCase, files, key: str, path: Path) -> None:
+        save_slices(path, prepare_patient(case, cfg, files=files),
+                    {"patient_id": case.patient_id, "diagnosis": case.diagnosis, "key": key,
+                     "preprocess": preprocess_config(cfg), "synthetic": manifest.synthetic})
+
+    return fill_cache(PreparedCohort(manifest, default_cache_dir(manifest, cfg)),
+                      key=lambda case, files: cache_key(case, files.fingerprint(), cfg), build=save,
+                      desc="prepare", skip_bad=cfg["data"]["skip_bad"] if skip_bad is None else skip_bad,
+                      progress=progress)
+
+
+def fill_cache(result: PreparedCohort, *, key, build, desc: str, skip_bad: bool, progress: bool,
+               required: str = "provenance") -> PreparedCohort:
+    """Build or reuse one entry per patient of ``result.manifest`` under ``result.cache_dir``,
+    holding the folder's lock (:func:`cache_lock`); the loop of every cache of this package.
+
+    ``key(case, files)`` gives the entry's key (:func:`entry_path`); ``build(case, files, key,
+    path)`` writes a missing or incomplete entry (:func:`entry_complete` with ``required``)
+    atomically. A patient whose files fail goes to ``result.bad``; a full disk
+    (:class:`OutputError`) stops the run.
+
+    Raises
+    ------
+    CohortError
+        Some patients failed and ``skip_bad`` is False; every bad patient is named.
+    """
     from tqdm.auto import tqdm
 
-    skip_bad = cfg["data"]["skip_bad"] if skip_bad is None else skip_bad
-    cache_dir = default_cache_dir(manifest, cfg)
+    manifest, cache_dir = result.manifest, result.cache_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
-    result = PreparedCohort(manifest, cache_dir)
-    bar = tqdm(manifest.cases, desc="prepare" + (" (SYNTHETIC)" if manifest.synthetic else ""),
+    bar = tqdm(manifest.cases, desc=desc + (" (SYNTHETIC)" if manifest.synthetic else ""),
                unit="patient", disable=not progress)
-    lock = cache_lock(cache_dir, progress=progress)
+    lock = cache_lock(cache_dir, progress=progress)    # one writer at a time
     try:
-        _prepare_cases(bar, result, cfg, manifest.synthetic)
+        for case in bar:
+            bar.set_postfix_str(case.patient_id)
+            try:
+                files = patient_files(case, require_tumour=True)
+                entry_key = key(case, files)
+                path = entry_path(cache_dir, case.patient_id, entry_key)
+                if not entry_complete(path, required):     # missing, or truncated by a crash or copy
+                    build(case, files, entry_key, path)
+                    result.built += 1
+                result.entries[case.patient_id] = path
+            except OutputError:     # a full disk is no bad patient: stop, naming the path
+                raise
+            except MrParotidError as err:
+                result.bad.append(err)
     finally:
         lock.release()
     if result.bad and not skip_bad:
         raise CohortError(result.bad)
     return result
-
-
-def _prepare_cases(bar, result: PreparedCohort, cfg: dict, synthetic: bool) -> None:
-    """Build or reuse each case's entry (the caller holds the cache lock)."""
-    cache_dir = result.cache_dir
-    for case in bar:
-        bar.set_postfix_str(case.patient_id)
-        try:
-            files = patient_files(case, require_tumour=True)
-            key = cache_key(case, files.fingerprint(), cfg)
-            path = entry_path(cache_dir, case.patient_id, key)
-            if not entry_complete(path):
-                slices = prepare_patient(case, cfg, files=files)
-                save_slices(path, slices, {"patient_id": case.patient_id, "diagnosis": case.diagnosis,
-                                           "key": key, "preprocess": preprocess_config(cfg),
-                                           "synthetic": synthetic})
-                result.built += 1
-            result.entries[case.patient_id] = path
-        except OutputError:     # a full disk is no bad patient: stop, naming the path
-            raise
-        except MrParotidError as err:
-            result.bad.append(err)
 
 
 def entry_path(cache_dir: Path, patient_id: str, key: str) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -72,8 +73,6 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 def json_ready(obj: Any) -> Any:
     """``obj`` as strict JSON values: non-finite floats become ``null`` (JSON has no NaN), numpy
     scalars and arrays plain numbers and lists, tuples lists, mapping keys strings."""
-    import math
-
     if isinstance(obj, dict):
         return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

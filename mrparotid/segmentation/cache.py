@@ -14,8 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.config import config_hash
-from mrparotid.data.cache import PreparedCohort, cache_lock, entry_complete, entry_path
-from mrparotid.errors import CohortError, MrParotidError, OutputError
+from mrparotid.data.cache import PreparedCohort, fill_cache
 from mrparotid.io.atomic import atomic_path
 from mrparotid.io.manifest import Manifest, PatientCase
 from mrparotid.segmentation.slices import SliceStack, study_slices
@@ -77,43 +76,25 @@ class SegCohort(PreparedCohort):
 def prepare_seg_cohort(manifest: Manifest, cfg: dict, *, skip_bad: bool | None = None,
                        progress: bool = True) -> SegCohort:
     """Build (or reuse) every patient's cached slices; patients read as for training
-    (:func:`mrparotid.data.preprocess.load_study`, gland and tumour masks required).
+    (:func:`mrparotid.data.preprocess.load_study`, gland and tumour masks required), through the
+    crop cache's loop (:func:`mrparotid.data.cache.fill_cache`).
 
     Raises
     ------
     CohortError
         Some patients failed and ``skip_bad`` (default ``data.skip_bad``) is False.
     """
-    from tqdm.auto import tqdm
+    from mrparotid.data.preprocess import load_study
 
-    from mrparotid.data.preprocess import load_study, patient_files
-
-    skip_bad = cfg["data"]["skip_bad"] if skip_bad is None else skip_bad
-    out = SegCohort(manifest, seg_cache_dir(manifest, cfg))
-    out.cache_dir.mkdir(parents=True, exist_ok=True)
     d = cfg["data"]
-    bar = tqdm(manifest.cases, desc="segmenter slices" + (" (SYNTHETIC)" if manifest.synthetic else ""),
-               unit="patient", disable=not progress)
-    lock = cache_lock(out.cache_dir, progress=progress)   # one writer at a time, as prepare
-    try:
-        for case in bar:
-            try:
-                files = patient_files(case, require_tumour=True)
-                key = seg_cache_key(case, files.fingerprint(), cfg)
-                path = entry_path(out.cache_dir, case.patient_id, key)
-                if not entry_complete(path, "meta"):     # missing, or truncated by a crash or copy
-                    study = load_study(case, mode="train", files=files)
-                    stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))
-                    save_patient(path, CachedPatient(stack, (study.gland > 0).astype(np.uint8),
-                                                     (study.tumour > 0).astype(np.uint8)))
-                    out.built += 1
-                out.entries[case.patient_id] = path
-            except OutputError:     # a full disk is no bad patient: stop, naming the path
-                raise
-            except MrParotidError as err:
-                out.bad.append(err)
-    finally:
-        lock.release()
-    if out.bad and not skip_bad:
-        raise CohortError(out.bad)
-    return out
+
+    def save(case: PatientCase, files, key: str, path: Path) -> None:
+        study = load_study(case, mode="train", files=files)
+        stack = study_slices(study, d["series"], float(d["spacing_mm"]), tuple(d["percentiles"]))
+        save_patient(path, CachedPatient(stack, (study.gland > 0).astype(np.uint8),
+                                         (study.tumour > 0).astype(np.uint8)))
+
+    return fill_cache(SegCohort(manifest, seg_cache_dir(manifest, cfg)),
+                      key=lambda case, files: seg_cache_key(case, files.fingerprint(), cfg), build=save,
+                      desc="segmenter slices", required="meta", progress=progress,
+                      skip_bad=d["skip_bad"] if skip_bad is None else skip_bad)
