@@ -219,10 +219,10 @@ def read_series_study(case, loaded: LoadedSegmenter, *, roles_file: str | Path |
     files = patient_files(case, require_tumour=False, series=("T1",), hint=hint, require_gland=False)
     if "study" in files.paths:           # a DICOM study export (its reader wants gland contours)
         images = read_study_images(files, require_tumour=False, roles_file=roles_file)
-    else:
+        check_series(loaded, images, case.patient_id)
+    else:                                # named files: checked before any is read
         check_series(loaded, files.paths, case.patient_id)
         images = {role: read_image(files.paths[role], patient=case.patient_id)
                   for role in dict.fromkeys(("T1", *loaded.series))}
-    check_series(loaded, images, case.patient_id)
     images = {role: images[role] for role in dict.fromkeys(("T1", *loaded.series))}
     return build_study(files, images, require_gland=False), images["T1"]
