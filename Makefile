@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_EPOCHS ?= 20
 DEMO_SEG_EPOCHS ?= 15
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install dicom-tools test test-fast demo bench clean
 
 install:
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
@@ -22,10 +22,21 @@ install:
 	fi
 	$(PIP) install -q -e ".[test]"
 
-test: install
+# dcmtk (storescu, storescp) and dicom3tools (dciodvfy) for the DICOM node's end-to-end test and
+# the SEG/SR validation: from apt where it is there and we are root, else skipped quietly (the
+# tests then use pynetdicom and skip dciodvfy).
+dicom-tools:
+	@if ! command -v dcmdump >/dev/null 2>&1 || ! command -v dciodvfy >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools) \
+				>/dev/null 2>&1 || echo "note: dcmtk/dicom3tools not installed (DICOM tests use pynetdicom, skip dciodvfy)"; \
+		fi; \
+	fi
+
+test: install dicom-tools
 	$(PYTHON) -m pytest -q
 
-test-fast: install
+test-fast: install dicom-tools
 	$(PYTHON) -m pytest -q -m "not slow"
 
 demo: install

@@ -182,11 +182,21 @@ def validate(cfg: dict, defaults: dict | None = None) -> None:
                           fix="use none, cosine or paper")
     if _number(cfg, "rule.malignant_min_slices", int) < 0:
         raise ConfigError("rule.malignant_min_slices must be >= 0", fix="the paper uses 2")
-    if not 0 < _number(cfg, "refer.target_sensitivity", float) < 1:
-        raise ConfigError(f"refer.target_sensitivity is {cfg['refer']['target_sensitivity']!r}, "
-                          "outside (0, 1)", fix="use a sensitivity such as 0.95")
-    if _number(cfg, "refer.min_malignant_val", int) < 1:
-        raise ConfigError("refer.min_malignant_val must be >= 1", fix="e.g. 5")
+    for key in ("decision.target_sensitivity", "decision.target_specificity"):
+        if not 0 < _number(cfg, key, float) < 1:
+            raise ConfigError(f"{key} is {_get(cfg, key)!r}, it must lie strictly between 0 and 1",
+                              fix="e.g. 0.95 for sensitivity, 0.90 for specificity")
+    if _number(cfg, "decision.min_val_patients", int) < 1:
+        raise ConfigError("decision.min_val_patients must be >= 1", fix="e.g. 10")
+    if _number(cfg, "decision.cross_fit", int) == 1 or _number(cfg, "decision.cross_fit", int) < 0:
+        raise ConfigError("decision.cross_fit must be 0 (off) or K >= 2 folds", fix="e.g. 5")
+    for key in ("decision.min_seg_dice_gland", "decision.min_seg_dice_tumour"):
+        if not 0 <= _number(cfg, key, float) <= 1:
+            raise ConfigError(f"{key} must lie in [0, 1]", fix="e.g. 0.70 for the gland, 0.50 for the tumour")
+    if _get(cfg, "decision.masks") not in ("given", "auto"):
+        raise ConfigError(f"decision.masks is {_get(cfg, 'decision.masks')!r}", fix="choose given or auto")
+    if not 0 <= _number(cfg, "optim.ema_decay", float) < 1:
+        raise ConfigError("optim.ema_decay must lie in [0, 1)", fix="e.g. 0.99, or 0 for no averaging")
     from mrparotid.models.precision import check_precision   # no torch unless it must look
 
     cfg["trainer"]["precision"] = check_precision(cfg["trainer"])

@@ -34,6 +34,10 @@ def parse_channels(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
                "MASK": "mask", "PAROTID": "mask", "GLAND": "mask"}
     chosen = set()
     for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"channel {item!r} is not a channel name: choose from "
+                              f"{', '.join(CHANNELS)} (e.g. --channels T1,CE-T1,T2,mask; in "
+                              "YAML quote a name that holds ':')")
         key = item.strip().upper()
         if not key:
             continue

@@ -6,10 +6,11 @@ on free, and returns free memory at the top of its heap to the system above its 
 A training step at 224 px allocates and frees many 10–100 MB tensors (augmented batch, sampling
 grids, activations, gradients), so every step page-faults and zeroes them again: on the 2-core
 machines here that costs about a fifth of the step. Serving every block from the heap
-(``M_MMAP_MAX`` 0) and a high trim threshold keep such blocks for reuse. PyTorch's CPU
-performance guide gets the same effect by preloading jemalloc or tcmalloc; ``mallopt`` does it
-from inside the process, with no extra library. (With ``M_MMAP_MAX`` 0 glibc still falls back
-to ``mmap`` when the heap cannot grow.)
+(``M_MMAP_MAX`` 0) and a high trim threshold (``M_TRIM_THRESHOLD`` :data:`TRIM_THRESHOLD`, the
+largest value ``mallopt``'s C ``int`` holds: 2 GiB less one byte) keep such blocks for reuse.
+PyTorch's CPU performance guide gets the same effect by preloading jemalloc or tcmalloc;
+``mallopt`` does it from inside the process, with no extra library. (With ``M_MMAP_MAX`` 0 glibc
+still falls back to ``mmap`` when the heap cannot grow.)
 
 The resident size stays near the peak the process already reached instead of shrinking between
 steps. ``MRPAROTID_MALLOC=default`` (or any ``MALLOC_*`` tunable, or a preloaded allocator)
@@ -26,8 +27,12 @@ import sys
 #: ``mallopt`` parameters (glibc ``malloc.h``).
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-#: Free memory at the top of the heap kept before it is returned to the system, bytes.
-TRIM_THRESHOLD = 4 * 1024 ** 3
+#: Largest value of a C ``int``, the type of mallopt's value (a larger Python int is silently
+#: truncated by ctypes: 4 GiB became a trim threshold of 0).
+INT_MAX = 2 ** (8 * ctypes.sizeof(ctypes.c_int) - 1) - 1
+#: Free memory at the top of the heap kept before it is returned to the system, bytes
+#: (2 147 483 647: just under 2 GiB).
+TRIM_THRESHOLD = INT_MAX
 
 _state: dict[str, str] = {}
 
@@ -39,7 +44,9 @@ def _glibc() -> ctypes.CDLL | None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.gnu_get_libc_version.restype = ctypes.c_char_p
         libc.gnu_get_libc_version()
-        return libc if hasattr(libc, "mallopt") else None
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]    # int mallopt(int param, int value)
+        libc.mallopt.restype = ctypes.c_int
+        return libc
     except (OSError, AttributeError):       # musl, or no libc found
         return None
 
@@ -55,6 +62,13 @@ def _left_alone(environ) -> str | None:
     return None
 
 
+def c_int(value: int) -> int:
+    """``value`` unchanged if a C ``int`` holds it; a ValueError otherwise (ctypes would truncate it)."""
+    if not -INT_MAX - 1 <= value <= INT_MAX:
+        raise ValueError(f"{value} does not fit a C int (at most {INT_MAX})")
+    return value
+
+
 def tune_malloc(environ=None) -> str:
     """Raise glibc's mmap and trim thresholds once per process; returns what was done, in words
     (also when nothing was: not glibc, or left alone on request)."""
@@ -66,9 +80,10 @@ def tune_malloc(environ=None) -> str:
         why = "not glibc"
     if why is None:
         ok = (libc.mallopt(M_MMAP_MAX, 0) == 1
-              and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
-        why = ("glibc malloc: large blocks kept in the heap for reuse (no mmap, trim at 4 GiB)"
-               if ok else "glibc refused the mallopt settings; defaults kept")
+              and libc.mallopt(M_TRIM_THRESHOLD, c_int(TRIM_THRESHOLD)) == 1)
+        why = (f"glibc malloc: large blocks kept in the heap for reuse (M_MMAP_MAX 0: no mmap; "
+               f"M_TRIM_THRESHOLD {TRIM_THRESHOLD} bytes: free heap top returned to the system "
+               "only above that)" if ok else "glibc refused the mallopt settings; defaults kept")
     else:
         why = f"allocator left alone: {why}"
     _state["done"] = why

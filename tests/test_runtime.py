@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import subprocess
+import sys
+
 import pytest
 
 from mrparotid import runtime
@@ -63,3 +68,50 @@ def test_the_cli_tunes_before_anything_else(monkeypatch):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert called == [True]
+
+
+def test_the_trim_threshold_fits_a_c_int_and_the_log_names_it(fresh):
+    int_max = 2 ** (8 * ctypes.sizeof(ctypes.c_int) - 1) - 1
+    said = runtime.tune_malloc({})
+    value = dict(fresh.calls)[runtime.M_TRIM_THRESHOLD]
+    assert 2 ** 30 <= value <= int_max            # at least 1 GiB, and what mallopt's int holds
+    assert f"M_TRIM_THRESHOLD {value} bytes" in said and "4 GiB" not in said
+    with pytest.raises(ValueError, match="does not fit a C int"):
+        runtime.c_int(4 * 1024 ** 3)
+
+
+# What glibc then does: a freed 64 MiB block at the top of the heap stays there (mallinfo2's
+# keepcost, the releasable top), where a trim threshold of 0 hands it back at once.
+PROBE = """
+import ctypes
+from mrparotid import runtime
+
+print(runtime.tune_malloc({}))
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd",
+                                                "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = Info
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+mapped = libc.mallinfo2().hblkhd
+block = libc.malloc(64 << 20)
+mapped = libc.mallinfo2().hblkhd - mapped
+libc.free(block)
+print(mapped, libc.mallinfo2().keepcost)
+"""
+
+
+def test_glibc_keeps_a_freed_large_block_in_the_heap():
+    libc = runtime._glibc() if sys.platform.startswith("linux") else None
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc 2.33 or later (mallinfo2)")
+    chosen = ("MALLOC_", "GLIBC_TUNABLES", "MRPAROTID_")     # what would leave glibc alone
+    env = {k: v for k, v in os.environ.items() if not k.startswith(chosen)}
+    env["LD_PRELOAD"] = ""
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env,
+                         check=True).stdout.splitlines()
+    assert out[0].startswith("glibc malloc: large blocks kept in the heap")
+    mmapped, keepcost = map(int, out[1].split())
+    assert mmapped == 0                       # M_MMAP_MAX 0: from the heap, not a fresh mmap
+    assert keepcost >= 64 << 20               # M_TRIM_THRESHOLD high: kept after free

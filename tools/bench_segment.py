@@ -55,6 +55,16 @@ def classifier_checkpoint(work: Path, manifest: Path) -> Path:
     return ckpt
 
 
+def _hd95(m: dict, name: str) -> str:
+    """Mean HD95 (mm), or n/a with the counts of missed and false-alarm patients."""
+    missed, alarms = m[f"{name}_hd95_missed"], m[f"{name}_hd95_false_alarms"]
+    if missed or alarms:
+        rest = m[f"{name}_hd95_mm_defined"]
+        return (f"n/a ({missed} missed, {alarms} false alarm(s); "
+                f"{'n/a' if rest is None else f'{rest:.1f} mm'} over the other {m[f'{name}_hd95_n']})")
+    return f"{m[f'{name}_hd95_mm']:.1f} mm"
+
+
 def bench_segment(work: Path) -> None:
     from mrparotid.cli.main import main
     from mrparotid.io.manifest import read_manifest
@@ -72,9 +82,12 @@ def bench_segment(work: Path) -> None:
     print(f"SYNTHETIC phantom cohort, {len(read_manifest(manifest).cases)} patients, configs/segment.yaml "
           f"({summary['epochs']} epochs)")
     print(f"segment fit (fresh process, cold cache): {fit_s / 60:.1f} min (target <= 15 min on 2 cores)")
+    det = test["detection"]
     print(f"test ({test['patients']} patients): gland Dice {test['gland_dice']:.3f} (target >= 0.90), "
-          f"tumour Dice {test['tumour_dice']:.3f} (target >= 0.85), HD95 gland "
-          f"{test['gland_hd95_mm'] or float('nan'):.1f} mm, tumour {test['tumour_hd95_mm'] or float('nan'):.1f} mm")
+          f"tumour Dice {test['tumour_dice']:.3f} (target >= 0.85), HD95 gland {_hd95(test, 'gland')}, "
+          f"tumour {_hd95(test, 'tumour')}; tumour found on {det['found']}/{det['tumour_sides']} tumour "
+          f"sides, false alarms on {det['false_alarm_sides']} of {det['sides']} sides")
+    print(f"best.ckpt: {summary['model_checkpoint']}")
 
     pid = summary["splits"]["test"][0]
     patient = series_only(manifest.parent / "patients" / pid, work / "series-only" / pid)

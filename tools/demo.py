@@ -73,7 +73,7 @@ def main() -> None:
     print(f"training the segmenter {a.seg_epochs} epochs: about {minutes:.1f} min on 2 CPU cores "
           "(SYNTHETIC data; a short fit, not the 60-epoch recipe)", flush=True)
     run("segment", "fit", "--manifest", str(manifest), "--out", str(seg_dir), "--overwrite",
-        "--trainer.max_epochs", str(a.seg_epochs))
+        "--split-from", str(run_dir), "--trainer.max_epochs", str(a.seg_epochs))
 
     # a new patient: only the three MR series of a test patient, no contours
     patient = held_out_patient(run_dir, seg_dir)

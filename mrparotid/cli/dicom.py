@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 OUTPUT_NAMES = {"T1": "T1.nii.gz", "CE-T1": "CE-T1.nii.gz", "T2": "T2.nii.gz",
@@ -163,16 +162,15 @@ def convert_cohort(manifest: Path, out_dir: Path, *, roles_file: Path | None = N
     """
     from dataclasses import replace
 
-    from tqdm import tqdm
-
     from mrparotid.errors import CohortError, ManifestError, MrParotidError
     from mrparotid.io.manifest import read_manifest, write_manifest
+    from mrparotid.io.progress import progress_bar
 
     m = read_manifest(manifest)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     done, bad = [], []
-    for case in tqdm(m.cases, desc="convert", unit="patient", file=sys.stderr):
+    for case in progress_bar(m.cases, desc="convert", unit="patient"):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", case.patient_id):
             raise ManifestError("patient_id cannot be a folder name", patient=case.patient_id,
                                 path=manifest, fix="use letters, digits, '.', '_' and '-' only")

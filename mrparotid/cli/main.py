@@ -12,7 +12,9 @@ import sys
 
 from mrparotid.cli import verbs
 from mrparotid.cli.dicom import add_parsers as add_dicom_parsers
+from mrparotid.cli.privacy import add_arguments as add_privacy_arguments
 from mrparotid.cli.segment import add_parsers as add_segment_parsers
+from mrparotid.cli.serve import add_parsers as add_serve_parsers
 from mrparotid.errors import MrParotidError
 from mrparotid.runtime import tune_malloc
 
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation grouped by patient")
     p.add_argument("--segmenter", metavar="SEG", help="add the clinic path (automatic masks from this "
                    "segmenter) to the run's evaluation: evaluation/clinic.md")
+    p.add_argument("--allow-overlap", action="store_true", help="go on (with a warning) when the "
+                   "segmenter trained or validated on any of the classifier's test patients")
     p.set_defaults(func=verbs.cmd_fit)
 
     p = add_verb(sub, "ablate", "compare channel subsets (the paper's Table 3)",
@@ -122,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "under runs/ (runs/*/checkpoints/best.ckpt)")
     p.add_argument("--segmenter", metavar="SEG", help="segmenter for the masks a folder lacks; default: "
                    "the newest segmenter run under runs/ ('mrparotid segment fit')")
+    p.add_argument("--allow-overlap", action="store_true", help="go on (with a warning) when the "
+                   "segmenter trained or validated on any of the classifier's test patients")
     p.add_argument("--all-slices", action="store_true", help="SCREENING view: predict every gland "
                    "slice instead of the procedure's slices (the rule was scored on the latter)")
     p.add_argument("--json", metavar="OUT", help="write the report(s) as JSON")
@@ -133,8 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "patient (montage, heat maps, slice table; implies --explain) and, with several "
                    "patients, index.html")
     p.add_argument("--overwrite", action="store_true", help="with --html: write into a non-empty OUT_DIR")
+    p.add_argument("--dicom-out", metavar="DIR", help="also write DIR/<patient>/SEG.dcm (DICOM SEG of "
+                   "the masks) and SR.dcm (TID 1500 report) referencing the T1 DICOM series; they "
+                   "carry the study's patient identity (the T1 must be DICOM)")
     p.add_argument("--skip-bad", action="store_true", help="with several patients: go on past bad ones")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors")
+    add_privacy_arguments(p)
     p.set_defaults(func=verbs.cmd_diagnose)
 
     p = add_verb(sub, "evaluate", "tables, figures and CIs for slice predictions",
@@ -155,10 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic", action="store_true", help="label the report as synthetic data")
     p.add_argument("--segmenter", metavar="SEG", help="with --checkpoint: also score the clinic path "
                    "(automatic masks) beside the manifest's masks -> clinic.md, clinic.json")
+    p.add_argument("--allow-overlap", action="store_true", help="go on (with a warning) when the "
+                   "segmenter trained or validated on any of the classifier's test patients")
+    add_privacy_arguments(p)
     p.set_defaults(func=verbs.cmd_evaluate)
 
     add_dicom_parsers(sub)
     add_segment_parsers(sub)
+    add_serve_parsers(sub)
     return parser
 
 

@@ -14,10 +14,12 @@ SEGMENT_HELP = """\
 Automatic parotid gland and tumour masks from the MR series alone (a 2-D MONAI UNet on axial
 slices of the T1 grid). Two forms:
 
-  mrparotid segment fit [-m cohort.csv] [--out runs/seg1] [-c segment] [overrides]
+  mrparotid segment fit [-m cohort.csv] [--out runs/seg1] [--split-from RUN_DIR] [-c segment] [overrides]
       train it on a cohort's contours (config configs/segment.yaml; the patient split is the one
-      'fit' uses); writes checkpoints/best.ckpt, last.ckpt, split.json, scores_*.csv, summary.json
-      with gland/tumour Dice and HD95 (mm) of the val and test patients.
+      'fit' draws with the same data keys, or with --split-from the classifier run's own
+      split.json); writes checkpoints/best.ckpt, last.ckpt, split.json, scores_*.csv, summary.json
+      with gland/tumour Dice, HD95 (mm; n/a with the count when a tumour was missed) and side-level
+      tumour detection (found, false alarms) of the val and test patients.
 
   mrparotid segment fit --resume runs/seg1
       continue a killed or failed 'segment fit' from checkpoints/last.ckpt with its own config
@@ -27,10 +29,13 @@ slices of the T1 grid). Two forms:
       per patient, DIR/<patient_id>/parotid_auto.nii.gz (1 right, 2 left gland),
       tumour_auto.nii.gz and overlay_auto.png, on the original T1 geometry (they overlay the T1
       series in 3D Slicer / ITK-SNAP). A folder needs only the series the segmenter was trained on.
+      With --dicom-out DIR2 also DIR2/<patient_id>/SEG.dcm, a DICOM SEG referencing the T1 DICOM
+      series (it carries the study's patient identity; a NIfTI T1 is refused).
 
 examples:
   mrparotid segment fit --out runs/seg1                  # embedded SYNTHETIC phantom cohort
   mrparotid segment fit -m cohort.csv --out runs/seg1 --trainer.max_epochs 20
+  mrparotid segment fit -m cohort.csv --out runs/seg1 --split-from runs/cls1   # the classifier's split
   mrparotid segment patients/P001 --out auto/ --checkpoint runs/seg1/checkpoints/best.ckpt
 
 Any segment.yaml key can be overridden with 'segment fit', e.g. --data.spacing_mm 1.5
@@ -41,6 +46,8 @@ segmenter run.
 
 def add_parsers(subparsers) -> None:
     """Register the ``segment`` sub-command on an argparse subparsers object."""
+    from mrparotid.cli.privacy import add_arguments as add_privacy_arguments
+
     p = subparsers.add_parser("segment", description=SEGMENT_HELP,
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               help="automatic gland and tumour masks (segment fit: train it)")
@@ -54,11 +61,17 @@ def add_parsers(subparsers) -> None:
                    "SYNTHETIC phantom cohort)")
     p.add_argument("--config", "-c", metavar="C", help="fit: YAML config over configs/segment.yaml")
     p.add_argument("--overwrite", action="store_true", help="fit: replace a finished run in --out")
+    p.add_argument("--split-from", metavar="RUN_DIR", help="fit: take the patient split from this "
+                   "classifier run's split.json (data.split_from), so the segmenter never trains or "
+                   "validates on the classifier's test patients")
     p.add_argument("--resume", metavar="RUN_DIR", help="fit: continue the interrupted run in RUN_DIR "
                    "from its last checkpoint, with its own config and split (no other options)")
     p.add_argument("--skip-bad", action="store_true", help="go on past bad patients")
     p.add_argument("--roles", metavar="FILE", help="DICOM study folders: series-role mapping YAML")
+    p.add_argument("--dicom-out", metavar="DIR", help="patients: also write DIR/<patient>/SEG.dcm, a "
+                   "DICOM SEG referencing the T1 DICOM series, with the study's patient identity")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    add_privacy_arguments(p)
     p.set_defaults(func=cmd_segment)
 
 
@@ -77,7 +90,8 @@ def cmd_segment(args, extra: list[str]) -> int:
     if extra:
         raise ConfigError(f"unrecognised argument(s): {' '.join(extra)}",
                           fix="config overrides go with 'segment fit'; see mrparotid segment --help")
-    for flag, value in (("--manifest", args.manifest), ("--config", args.config), ("--resume", args.resume)):
+    for flag, value in (("--manifest", args.manifest), ("--config", args.config), ("--resume", args.resume),
+                        ("--split-from", args.split_from)):
         if value:
             raise ConfigError(f"{flag} is for 'segment fit'", fix="leave it out when segmenting patients")
     if not args.out:
@@ -91,12 +105,14 @@ def _fit(args, extra: list[str]) -> int:
     from mrparotid.segmentation.fit import fit_segmenter, resume_segmenter
 
     if args.resume:
-        resume_only(args, extra, command="segment fit")
+        resume_only(args, extra + (["--split-from"] if args.split_from else []), command="segment fit")
         s = resume_segmenter(args.resume, progress=not args.quiet)
     else:
         cfg = load_segment_config(args.config, list(extra))
         if args.manifest:
             cfg["data"]["manifest"] = str(args.manifest)
+        if args.split_from:
+            cfg["data"]["split_from"] = str(args.split_from)
         if args.skip_bad:
             cfg["data"]["skip_bad"] = True
         s = fit_segmenter(cfg, cfg["data"]["manifest"], args.out, progress=not args.quiet,
@@ -106,9 +122,20 @@ def _fit(args, extra: list[str]) -> int:
 
 
 def _dice_line(m: dict) -> str:
+    det = m.get("detection") or {}
+    found = (f"; tumour sides found {det['found']}/{det['tumour_sides']}, false alarms on "
+             f"{det['false_alarm_sides']} of {det['sides']} sides" if det else "")
     return (f"gland Dice {_f(m['gland_dice'])}, tumour Dice {_f(m['tumour_dice'])}, "
-            f"HD95 gland {_f(m['gland_hd95_mm'], 1)} mm, tumour {_f(m['tumour_hd95_mm'], 1)} mm "
-            f"({m['patients']} patients)")
+            f"HD95 gland {_hd95(m, 'gland')}, tumour {_hd95(m, 'tumour')}{found} ({m['patients']} patients)")
+
+
+def _hd95(m: dict, name: str) -> str:
+    """``2.4 mm``, or ``n/a (1 missed, 0 false alarms; 2.4 mm over the 5 others)``."""
+    missed, alarms = m.get(f"{name}_hd95_missed", 0), m.get(f"{name}_hd95_false_alarms", 0)
+    if not (missed or alarms):
+        return f"{_f(m[f'{name}_hd95_mm'], 1)} mm"
+    return (f"n/a ({missed} missed, {alarms} false alarm(s); {_f(m.get(f'{name}_hd95_mm_defined'), 1)} mm "
+            f"over the {m.get(f'{name}_hd95_n', 0)} others)")
 
 
 def _f(value, digits: int = 3) -> str:
@@ -116,32 +143,53 @@ def _f(value, digits: int = 3) -> str:
 
 
 def _segment(args) -> int:
-    from dataclasses import replace
-
-    from mrparotid.cli.verbs import skip_or_raise
-    from mrparotid.errors import MrParotidError
-    from mrparotid.io.manifest import PatientCase
-    from mrparotid.segmentation.infer import (latest_segmenter, load_segmenter, read_series_study,
-                                              segment_study)
-    from mrparotid.segmentation.write import write_auto_masks
+    from mrparotid.cli.privacy import pseudonymiser
+    from mrparotid.dicom_out.write import check_dicom_out
+    from mrparotid.io.patient_ids import check_unique
+    from mrparotid.segmentation.infer import latest_segmenter, load_segmenter
     from mrparotid.training.run_dir import require_complete_run
 
+    targets = [Path(folder).resolve() for folder in args.targets]
+    check_unique([(p.name, p) for p in targets], what="output folders")   # before any work
+    check_dicom_out(args.dicom_out, getattr(args, "pseudonymise", False))
     if args.checkpoint:
         require_complete_run(args.checkpoint)   # an interrupted segment fit's model is not final
     loaded = load_segmenter(args.checkpoint or latest_segmenter())
+    pseudo = pseudonymiser(args, [(p.name, p.name) for p in targets], args.out)
+    with pseudo.scrubbing():              # --pseudonymise: folder names replaced everywhere
+        return _segment_each(args, loaded, targets, pseudo)
+
+
+def _segment_each(args, loaded, targets: list[Path], pseudo) -> int:
+    """Segment each folder into ``--out/<patient>`` (the pseudonym with ``--pseudonymise``)."""
+    from dataclasses import replace
+
+    from mrparotid.cli.verbs import skip_or_raise
+    from mrparotid.dicom_out.write import patient_source, write_dicom_results
+    from mrparotid.errors import MrParotidError
+    from mrparotid.io.manifest import PatientCase
+    from mrparotid.segmentation.infer import read_series_study, segment_study
+    from mrparotid.segmentation.write import write_auto_masks
+
     out, bad = Path(args.out), []
-    for folder in args.targets:
-        path = Path(folder).resolve()
-        case = PatientCase(path.name, None, path)
+    for path in targets:
+        case = PatientCase(pseudo.id(path.name), None, path)
         try:
+            source = (patient_source(case, roles_file=args.roles) if args.dicom_out
+                      else None)                    # a NIfTI T1 is refused before inference
             study, t1 = read_series_study(case, loaded, roles_file=args.roles, hint="folder")
             auto = segment_study(loaded, study)
             auto = replace(auto, synthetic=auto.synthetic or _synthetic_dir(path))
             paths = write_auto_masks(auto, t1, out / case.patient_id, study.series["T1"])
+            if source is not None:
+                paths["dicom"] = write_dicom_results(
+                    Path(args.dicom_out) / case.patient_id, auto.apply(study), source,
+                    {"gland": "auto", "tumour": "auto"}, segmenter=loaded.path,
+                    synthetic=auto.synthetic).seg
         except MrParotidError as err:
-            if len(args.targets) == 1:
+            if len(targets) == 1:
                 raise
-            bad.append(err)
+            bad.append(pseudo.error(err))
             continue
         if not args.quiet:
             print(_summary(auto, paths))

@@ -40,10 +40,7 @@ def cmd_prepare(args, extra) -> int:
 
     cfg = _config(args, extra)
     manifest = read_manifest(args.manifest, check_dirs=False)
-    try:
-        prepared = prepare_cohort(manifest, cfg, skip_bad=True, progress=not args.quiet)
-    except CohortError:  # pragma: no cover - skip_bad=True never raises
-        raise
+    prepared = prepare_cohort(manifest, cfg, skip_bad=True, progress=not args.quiet)
     summary = cohort_table(prepared, cfg)
     summary["cache_dir"] = str(prepared.cache_dir)
     summary["built"] = prepared.built
@@ -93,7 +90,8 @@ def cmd_fit(args, extra) -> int:
         print(f"pooled out-of-fold report: {result['pooled_report']}")
         return 0
     summary = fit(cfg, manifest=cfg["data"]["manifest"], out_dir=args.out, progress=not args.quiet,
-                  overwrite=args.overwrite, segmenter=segmenter)
+                  overwrite=args.overwrite, segmenter=segmenter,
+                  allow_overlap=bool(getattr(args, "allow_overlap", False)))
     if summary:
         _print_run(summary)
     return 0
@@ -146,14 +144,12 @@ def cmd_ablate(args, extra) -> int:
         cfg, sets = {}, []          # the folder's own (ablate_plan.json)
     else:
         cfg = _config(args, extra)
-    if args.resume:
-        pass
-    elif args.all:
-        sets = with_mask(SERIES_COMBINATIONS, not args.no_mask)
-    elif args.channels:
-        sets = [parse_channels(c) for c in args.channels]
-    else:
-        raise ConfigError("nothing to ablate", fix="pass --channels T1,T2 (repeatable) or --all")
+        if args.all:
+            sets = with_mask(SERIES_COMBINATIONS, not args.no_mask)
+        elif args.channels:
+            sets = [parse_channels(c) for c in args.channels]
+        else:
+            raise ConfigError("nothing to ablate", fix="pass --channels T1,T2 (repeatable) or --all")
     table = ablate(cfg, sets, manifest=cfg.get("data", {}).get("manifest"),
                    out_dir=args.resume or args.out, progress=not args.quiet,
                    overwrite=args.overwrite, resume=bool(args.resume))
@@ -226,43 +222,71 @@ def _cases(paths: list[str]):
 
 def cmd_diagnose(args, extra) -> int:
     no_extra(extra)
-    from mrparotid.inference.diagnose import build_report, format_report, predict_patient
+    from mrparotid.cli.privacy import case_names, diagnose_out_dir, pseudonymiser
+    from mrparotid.dicom_out.write import check_dicom_out
+    from mrparotid.io.patient_ids import check_unique
     from mrparotid.models.checkpoint import load_checkpoint
-
     from mrparotid.training.run_dir import require_complete_run
 
+    cases = _cases(args.patients)
+    check_unique([(c.patient_id, c.patient_dir) for c in cases], what="reports")  # before any work
+    check_dicom_out(getattr(args, "dicom_out", None), getattr(args, "pseudonymise", False))
     checkpoint = args.checkpoint or _latest_checkpoint()
     require_complete_run(checkpoint)      # an interrupted run's model is not final
     loaded = load_checkpoint(checkpoint)
+    from mrparotid.decision.record import record_of
+
+    record_of(loaded.meta, loaded.path)     # a malformed decision record is refused before any patient
     explain = _explainer(args, loaded)     # --explain / --html: checked before any patient
     segmenter = _segmenter(args.segmenter)
+    if args.segmenter:                     # trained on the classifier's test patients: refused
+        from mrparotid.cli.overlap import check_overlap
+        check_overlap(args, segmenter, loaded.meta, checkpoint)
+    pseudo = pseudonymiser(args, case_names(cases), diagnose_out_dir(args))
+    with pseudo.scrubbing():              # --pseudonymise: no id or folder name in any output
+        return _diagnose(args, cases, loaded, explain, segmenter, pseudo)
+
+
+def _diagnose(args, cases, loaded, explain, segmenter, pseudo) -> int:
+    from dataclasses import replace
+
+    from mrparotid.dicom_out.write import patient_source, write_evidence
+    from mrparotid.evaluation.predictions import write_report_slices
+    from mrparotid.inference.diagnose import build_report, format_report, predict_patient
+    from mrparotid.io.paths import relative_paths
+
     reports, bad = [], []
-    cases = _cases(args.patients)
     folders = {Path(p).resolve() for p in args.patients if not str(p).lower().endswith(".csv")}
     for case in cases:
         try:
-            evidence = predict_patient(case, loaded, roles_file=args.roles,
-                                       hint="folder" if case.patient_dir in folders else "manifest",
+            hint = "folder" if case.patient_dir in folders else "manifest"
+            source = (patient_source(case, roles_file=args.roles, hint=hint)
+                      if getattr(args, "dicom_out", None) else None)
+            evidence = predict_patient(replace(case, patient_id=pseudo.id(case.patient_id)), loaded,
+                                       roles_file=args.roles, hint=hint,
                                        segmenter=segmenter, all_slices=args.all_slices)
-            report = build_report(evidence, loaded)
+            report = pseudo.scrub(build_report(evidence, loaded))
             if explain:
                 explain(evidence, report)
+            if source:                             # --dicom-out: SEG + SR (a NIfTI T1: refused above)
+                write_evidence(args.dicom_out, evidence, report, source, quiet=args.quiet)
         except MrParotidError as err:
             if len(cases) == 1:
                 raise
-            bad.append(err)
+            bad.append(pseudo.error(err))
             continue
         reports.append(report)
         if not args.quiet:
-            print(format_report(report) + "\n")
+            print(format_report(relative_paths(report, Path.cwd())) + "\n")
             if explain:
                 print(explain.text(report) + "\n")
     if explain and args.html:
         explain.finish(reports, bad, quiet=args.quiet)
-    if args.json:
-        write_json(args.json, reports[0] if len(cases) == 1 else reports)
+    if args.json:                          # paths relative to the JSON file's folder
+        write_json(args.json, relative_paths(reports[0] if len(cases) == 1 else reports,
+                                             Path(args.json).absolute().parent))
     if args.csv:
-        _write_slice_csv(reports, Path(args.csv))
+        write_report_slices(reports, Path(args.csv))
     skip_or_raise(bad, args.skip_bad)
     return 0
 
@@ -288,19 +312,16 @@ def _explainer(args, loaded):
     return ReportWriter(loaded, html_dir=args.html, overwrite=args.overwrite)
 
 
-def _write_slice_csv(reports: list[dict], path: Path) -> None:
-    """Every predicted slice of ``reports`` as a predictions-CSV row, ``true`` empty where unknown;
-    synthetic when any report is."""
-    from mrparotid.evaluation.predictions import write_predictions
-
-    write_predictions([{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
-                        "true": s.get("true", ""), "pred": s["pred"],
-                        **{f"p_{c}": p for c, p in s["probs"].items()}}
-                       for r in reports for s in r["slices"]], path,
-                      synthetic=any(r.get("synthetic") for r in reports), keep_unlabelled=True)
-
-
 def cmd_evaluate(args, extra) -> int:
+    from mrparotid.cli.privacy import evaluate_pseudonymiser
+
+    pseudo = evaluate_pseudonymiser(args)     # colliding ids refused; --pseudonymise
+    with pseudo.scrubbing():
+        return _evaluate(args, extra, pseudo)
+
+
+def _evaluate(args, extra, pseudo) -> int:
+    from mrparotid.cli import privacy
     from mrparotid.evaluation.evaluate import evaluate_predictions
 
     out = Path(args.out)
@@ -310,9 +331,10 @@ def cmd_evaluate(args, extra) -> int:
                           "best.ckpt --manifest cohort.csv --segmenter runs/S/checkpoints/best.ckpt --out eval/")
     if args.predictions:
         no_extra(extra)
-        metrics = evaluate_predictions(Path(args.predictions), out, synthetic=args.synthetic,
-                                       val_preds=getattr(args, "val_predictions", None) or None,
-                                       title=Path(args.predictions).name)
+        metrics = evaluate_predictions(privacy.pseudonymise_predictions(Path(args.predictions), pseudo),
+                                       out, synthetic=args.synthetic, val_preds=privacy.pseudonymise_predictions(
+                                           getattr(args, "val_predictions", None) or None, pseudo),
+                                       title=pseudo.text(Path(args.predictions).name))
     else:
         if not (args.checkpoint and args.manifest):
             raise ConfigError("evaluate needs --predictions CSV, or --checkpoint and --manifest",
@@ -322,16 +344,25 @@ def cmd_evaluate(args, extra) -> int:
         from mrparotid.training.run_dir import require_complete_run
 
         require_complete_run(args.checkpoint)   # an interrupted run's model is not final
+        if getattr(args, "segmenter", None):   # before any prediction
+            from mrparotid.cli.overlap import check_overlap
+            from mrparotid.models.checkpoint import load_checkpoint
+            check_overlap(args, _segmenter(args.segmenter), load_checkpoint(args.checkpoint).meta,
+                          args.checkpoint)
+        from mrparotid.cli.evaluate_checkpoint import check_evaluate_overrides, evaluation_decision
+
+        refit = check_evaluate_overrides(extra)   # what a trained checkpoint cannot honour: refused
         cfg = _config(args, extra)
         paths = predict_split(args.checkpoint, cfg, args.split, out, progress=not args.quiet)
-        metrics = evaluate_predictions(paths["preds"], out, val_preds=paths.get("val"),
-                                       malignant_min_slices=paths["rule_n"],
+        privacy.pseudonymise_csvs(paths, pseudo)     # the written predictions too
+        record, source = evaluation_decision(args.checkpoint, paths, cfg, refit)
+        metrics = evaluate_predictions(paths["preds"], out, malignant_min_slices=paths["rule_n"],
                                        synthetic=paths["synthetic"], title=f"{args.split} split",
-                                       calibration=paths.get("calibration"), refer=cfg.get("refer"))
+                                       decision=record, decision_source=source)
     from mrparotid.evaluation.evaluate import add_error_pictures
 
     add_error_pictures(out, metrics, **({} if args.predictions else {"checkpoint": args.checkpoint,
-                                                                      "cfg": cfg}))
+                                                                      "cfg": cfg, "ids": pseudo.ids}))
     if metrics.get("synthetic"):
         print("[SYNTHETIC data - figures say nothing about clinical accuracy]")
     for warning in metrics.get("warnings", []):
@@ -346,14 +377,12 @@ def cmd_evaluate(args, extra) -> int:
     if pacc.get("n"):
         print(f"patient accuracy (rule) {pacc['estimate']:.3f} [{pacc['lo']:.3f}, {pacc['hi']:.3f}] "
               f"({pacc['k']}/{pacc['n']})")
-    from mrparotid.evaluation.calibration_report import calibration_lines
-    print("\n".join(calibration_lines(metrics.get("calibration"))))
+    from mrparotid.evaluation.answers import answer_lines
+    print("\n".join(answer_lines(metrics.get("answer"))))
     if getattr(args, "segmenter", None):
-        from mrparotid.evaluation.clinic import run_clinic
-
-        print(run_clinic(args.checkpoint, _segmenter(args.segmenter), cfg["data"]["manifest"], out,
-                         split=args.split, roles_file=cfg["data"].get("dicom_roles"),
-                         progress=not args.quiet)["text"])
+        print(privacy.run_clinic(args.checkpoint, _segmenter(args.segmenter), cfg["data"]["manifest"],
+                                 out, pseudo, split=args.split, roles_file=cfg["data"].get("dicom_roles"),
+                                 progress=not args.quiet))
     print(f"report: {out / 'report.md'}")
     return 0
 

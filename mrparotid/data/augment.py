@@ -7,6 +7,7 @@ own parameters from torch's global RNG for ``x.device`` (so ``seed_everything`` 
   translation + scaling for the batch via a single ``affine_grid`` + ``grid_sample`` (bilinear,
   zero padding). All channels of a sample move together; the ``mask`` channel is re-binarised
   (> 0.5) after resampling.
+* mask -- the gland-mask channel's edge is jittered (:mod:`mrparotid.data.mask_jitter`).
 * intensity -- per MR-series channel and sample: contrast around the channel mean, brightness
   offset, gamma; clamped to [0, 1]. The ``mask`` channel is never touched.
 
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mrparotid.constants import CHANNELS
+from mrparotid.data.mask_jitter import jitter_masks
 from mrparotid.errors import ConfigError
 
 __all__ = ["AugmentConfig", "BatchAugment", "affine_matrices"]
@@ -56,6 +58,11 @@ class AugmentConfig:
         Gamma exponent drawn log-uniformly from [min, max] (``x ** gamma``), > 0.
     p : float
         Probability that a sample is augmented at all (0..1); the others pass unchanged.
+    mask_jitter : float
+        Probability that a sample's gland-mask channel is jittered (morphological and elastic,
+        :mod:`mrparotid.data.mask_jitter`), so the model cannot learn a contour's exact edge.
+    mask_jitter_px : float
+        Jitter radius in pixels at 224 px crops (scaled with the crop size); 0 disables it.
     series_dropout : float
         Probability in [0, 1) that a sample's MR series is zeroed (at least one kept), with
         per-series "present" flag planes appended; 0 = off. Applied after this module by
@@ -72,11 +79,13 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.8, 1.25)
     p: float = 1.0
     series_dropout: float = 0.0
+    mask_jitter: float = 0.0
+    mask_jitter_px: float = 6.0
 
     def __post_init__(self) -> None:
         self.scale = _pair("scale", self.scale)
         self.gamma = _pair("gamma", self.gamma)
-        for name in ("hflip_p", "vflip_p", "p"):
+        for name in ("hflip_p", "vflip_p", "p", "mask_jitter"):
             value = float(getattr(self, name))
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"augment.{name}={value} -> use a probability in [0, 1]")
@@ -85,7 +94,7 @@ class AugmentConfig:
         if not 0.0 <= self.series_dropout < 1.0:
             raise ConfigError(f"augment.series_dropout={self.series_dropout} -> use a probability "
                               "in [0, 1), e.g. 0.3 (0 disables it)")
-        for name in ("degrees", "translate", "brightness", "contrast"):
+        for name in ("degrees", "translate", "brightness", "contrast", "mask_jitter_px"):
             value = float(getattr(self, name))
             if not (math.isfinite(value) and value >= 0.0):
                 raise ConfigError(f"augment.{name}={value} -> use a finite value >= 0 (0 disables it)")
@@ -214,6 +223,9 @@ class BatchAugment(torch.nn.Module):
             return x
         out = self._geometric(x)
         out = self._intensity(out if out is not x else x.clone())
+        if self.mask_index is not None and self.cfg.mask_jitter > 0:
+            out[:, self.mask_index] = jitter_masks(out[:, self.mask_index], self.cfg.mask_jitter,
+                                                   self.cfg.mask_jitter_px)
         if self.cfg.p < 1.0:
             keep = torch.rand(x.shape[0], device=x.device) >= self.cfg.p
             out = torch.where(keep.view(-1, 1, 1, 1), x, out)

@@ -144,12 +144,12 @@ def fill_cache(result: PreparedCohort, *, key, build, desc: str, skip_bad: bool,
     CohortError
         Some patients failed and ``skip_bad`` is False; every bad patient is named.
     """
-    from tqdm.auto import tqdm
+    from mrparotid.io.progress import progress_bar
 
     manifest, cache_dir = result.manifest, result.cache_dir
     cache_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(manifest.cases, desc=desc + (" (SYNTHETIC)" if manifest.synthetic else ""),
-               unit="patient", disable=not progress)
+    bar = progress_bar(manifest.cases, desc=desc + (" (SYNTHETIC)" if manifest.synthetic else ""),
+                       unit="patient", enabled=progress)
     lock = cache_lock(cache_dir, progress=progress)    # one writer at a time
     try:
         for case in bar:

@@ -36,6 +36,9 @@ class Study:
     spacing: tuple[float, float, float]
     origin: tuple[float, float, float]
     direction: np.ndarray
+    #: What the reading changed that a report must show (e.g. DICOM slices filled in by
+    #: interpolation: :func:`mrparotid.dicom.series.gap_note`).
+    notes: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -82,19 +85,25 @@ def geometry_line(role: str, image: sitk.Image) -> str:
 
 
 def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None, *,
-                require_gland: bool = True) -> Study:
+                require_gland: bool = True, max_gap_slices: int | None = None) -> Study:
     """Read a patient's files (or take already-read ``images``) and bring all onto the T1 grid.
     With ``require_gland=False`` a patient without a gland mask gives ``Study.gland = None``.
+    ``max_gap_slices``: a DICOM series' most missing slices in a row filled in by interpolation
+    (``data.max_gap_slices``); ``Study.notes`` says which were.
 
     Raises
     ------
     InputError
         A series or mask that does not overlap the T1 field of view, or an empty (or, with
-        ``require_gland``, missing) gland mask.
+        ``require_gland``, missing) gland mask; a DICOM series with too long a gap.
     """
+    from mrparotid.dicom.series import gap_note
+
     pid = files.patient_id
     if images is None:
-        images = {role: read_image(path, patient=pid) for role, path in files.paths.items()}
+        images = {role: read_image(path, patient=pid, max_gap_slices=max_gap_slices)
+                  for role, path in files.paths.items()}
+    notes = tuple(n for role in SERIES if role in images for n in [gap_note(role, images[role])] if n)
     reference = reference_grid(images["T1"])
     series = {"T1": sitk.GetArrayFromImage(reference).astype(np.float32)}
     for role in SERIES[1:]:
@@ -127,7 +136,7 @@ def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None
                          fix="contour the parotid glands (nonzero = gland)")
     direction = np.array(reference.GetDirection(), dtype=float).reshape(3, 3)
     return Study(pid, series, masks.get("gland"), masks.get("tumour"), tuple(reference.GetSpacing()),
-                 tuple(reference.GetOrigin()), direction)
+                 tuple(reference.GetOrigin()), direction, notes)
 
 
 def _where(files: PatientFiles, role: str) -> Path:

@@ -227,14 +227,15 @@ def make_cohort(out_dir: str | Path, n_patients: int = 40, seed: int = 0,
     manifest path. A ``SYNTHETIC.txt`` file and the manifest's first line say the data are
     synthetic.
     """
-    from tqdm.auto import tqdm
+    from mrparotid.io.progress import progress_bar
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "SYNTHETIC.txt", SYNTHETIC_NOTE + "\n")
     rng = np.random.default_rng(seed)
     cases = []
-    for i in tqdm(range(n_patients), desc="phantom patients (SYNTHETIC)", disable=not progress):
+    for i in progress_bar(range(n_patients), desc="phantom patients (SYNTHETIC)", unit="patient",
+                          enabled=progress):
         diagnosis = DIAGNOSES[i % len(DIAGNOSES)]
         pid = f"SYN{i + 1:03d}"
         write_patient(out_dir / "patients" / pid, draw_spec(rng, diagnosis), i)

@@ -129,32 +129,45 @@ def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str,
     ``require_gland=False``: a named-layout folder may lack the gland mask (series only)."""
     from mrparotid.dicom import study as dicom_study
 
-    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir):
+    if case.patient_dir.is_dir() and dicom_study.is_study_folder(case.patient_dir, case.patient_id):
         return PatientFiles(case.patient_id, case.patient_dir, {"study": case.patient_dir})
     return find_patient_files(case.patient_dir, case.patient_id, require_tumour=require_tumour,
                               series=series, hint=hint, require_gland=require_gland)
 
 
 def read_study_images(files: PatientFiles, *, require_tumour: bool,
-                      roles_file: str | Path | None = None) -> dict | None:
-    """Images by role of a DICOM study folder; None for the named layout (read by the grid)."""
+                      roles_file: str | Path | None = None, series: tuple[str, ...] = SERIES,
+                      require_gland: bool = True, max_gap_slices: int | None = None) -> dict | None:
+    """Images by role of a DICOM study folder; None for the named layout (read by the grid).
+    ``series``: the roles that must be found (T1 always; others no series matches are left out,
+    as in a named folder); ``require_gland=False``: no gland contours needed."""
     if "study" not in files.paths:
         return None
     from mrparotid.dicom import study as dicom_study
+    from mrparotid.dicom.geometry import MAX_MISSING_SLICES
 
     return dicom_study.load_study(files.patient_dir, files.patient_id, require_tumour=require_tumour,
-                                  roles_file=Path(roles_file) if roles_file else None)
+                                  roles_file=Path(roles_file) if roles_file else None,
+                                  series=series, require_gland=require_gland,
+                                  max_gap_slices=MAX_MISSING_SLICES if max_gap_slices is None
+                                  else int(max_gap_slices))
 
 
 def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | None = None,
-               roles_file: str | Path | None = None, require_gland: bool = True) -> Study:
+               roles_file: str | Path | None = None, require_gland: bool = True,
+               series: tuple[str, ...] | None = None, max_gap_slices: int | None = None) -> Study:
     """Read one patient onto the T1 grid; ``files`` if already located. ``require_gland=False``
     (not with ``mode="train"``) reads a folder without a gland mask: ``Study.gland`` is None.
+    ``series``: the series a DICOM study must have (default: all three to train, else T1 only,
+    so a series-dropout model answers without the others, as for a named folder, whose ``files``
+    the caller locates with the series it needs). ``max_gap_slices``: ``data.max_gap_slices``
+    (default 1). ``Study.notes`` names DICOM slices filled in by interpolation.
 
     Raises
     ------
     InputError
-        ``mode="train"`` and the tumour mask is empty; the gland mask missing while required.
+        ``mode="train"`` and the tumour mask is empty; the gland mask missing while required; a
+        damaged DICOM file or a DICOM gap longer than ``max_gap_slices``.
     """
     from mrparotid.data.grid import build_study
 
@@ -162,8 +175,11 @@ def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | 
     require_gland = require_gland or train
     if files is None:
         files = patient_files(case, require_tumour=train, require_gland=require_gland)
-    study = build_study(files, read_study_images(files, require_tumour=train, roles_file=roles_file),
-                        require_gland=require_gland)
+    if series is None:
+        series = SERIES if train else ("T1",)
+    images = read_study_images(files, require_tumour=train, roles_file=roles_file, series=series,
+                               require_gland=require_gland, max_gap_slices=max_gap_slices)
+    study = build_study(files, images, require_gland=require_gland, max_gap_slices=max_gap_slices)
     if train and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
                          path=files.paths.get("tumour", case.patient_dir), fix=TUMOUR_FIX)
@@ -182,5 +198,6 @@ def slices_of_study(study: Study, diagnosis: str | None, cfg_data: dict, *,
 def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
                     files: PatientFiles | None = None) -> PatientSlices:
     """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
-    study = load_study(case, mode=mode, files=files, roles_file=cfg["data"].get("dicom_roles"))
+    study = load_study(case, mode=mode, files=files, roles_file=cfg["data"].get("dicom_roles"),
+                       max_gap_slices=cfg["data"].get("max_gap_slices"))
     return slices_of_study(study, case.diagnosis, cfg["data"], mode=mode)

@@ -51,6 +51,8 @@ def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_f
             continue
         u = drawn[c.patient_id] = patient_unit(c.patient_id, seed)
         splits["test" if u < test_fraction else "val" if u < val_cut else "train"].append(c.patient_id)
+    if not splits["val"] and val_fraction > 0:   # train/test only: validation is carved from train
+        carve_validation(splits, val_fraction, seed)
     if not splits["train"] and drawn:   # keep a training patient
         keep = max(drawn, key=lambda pid: (drawn[pid], pid))
         for name in ("test", "val"):
@@ -59,6 +61,17 @@ def split_patients(cases: list[PatientCase] | tuple[PatientCase, ...], *, test_f
         splits["train"].append(keep)
     assert_disjoint(splits)
     return {k: sorted(v) for k, v in splits.items()}
+
+
+def carve_validation(splits: dict[str, list[str]], val_fraction: float, seed: int) -> list[str]:
+    """Move ``val_fraction`` of the training patients (at least one from three on) to validation,
+    those with the smallest seeded draw, so that a manifest naming only train and test still gets
+    validation patients that are never test patients. Returns the moved ids (in place)."""
+    train = sorted(splits["train"], key=lambda pid: (patient_unit(pid, seed), pid))
+    moved = train[:share(len(train), val_fraction)]
+    splits["val"].extend(moved)
+    splits["train"] = [p for p in splits["train"] if p not in set(moved)]
+    return moved
 
 
 def patient_unit(patient_id: str, seed: int) -> float:
@@ -120,7 +133,8 @@ def split_record(splits: dict[str, list[str]], cases) -> dict:
     patient a hash of what decides its scores and split (id, diagnosis, split column)."""
     by_id = {c.patient_id: c for c in cases}
     rows = [by_id[pid].row() for ids in splits.values() for pid in ids if pid in by_id]
-    return {"splits": {k: sorted(v) for k, v in splits.items()},
+    carved = sorted(p for p in splits.get("val", []) if p in by_id and by_id[p].split == "train")
+    return {"splits": {k: sorted(v) for k, v in splits.items()}, "val_carved_from_train": carved,
             "manifest_rows_hash": config_hash(sorted(rows, key=lambda r: r["patient_id"]), length=16),
             "patient_hashes": {r["patient_id"]: _patient_hash(r) for r in rows}}
 
@@ -157,8 +171,10 @@ def saved_split(record: dict | None, cases, wanted: list[str], *, source: str | 
                             "the manifest", path=manifest,
                             fix="pass the manifest the run was trained on (RUN_DIR/config.yaml data.manifest)")
     where = {pid: name for name, ids in splits.items() for pid in ids}
+    carved = set(record.get("val_carved_from_train", ()))
     moved = [f"{c.patient_id} ({where[c.patient_id]} in the run, {c.split} now)" for c in cases
-             if c.split and c.patient_id in where and c.split != where[c.patient_id]]
+             if c.split and c.patient_id in where and c.split != where[c.patient_id]
+             and not (c.patient_id in carved and c.split == "train")]
     if moved:
         raise ManifestError(f"the manifest's split column moves run patients: {', '.join(moved)}",
                             path=manifest, fix="restore the split column the run was trained with")

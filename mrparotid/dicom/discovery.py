@@ -21,7 +21,7 @@ import pydicom
 
 from mrparotid.dicom.geometry import slice_normal
 from mrparotid.dicom.headers import frames_of, is_image, printable, scan_folder
-from mrparotid.errors import InputError
+from mrparotid.errors import InputError, MissingSeriesError
 from mrparotid.io.files import SERIES_ROLES
 from mrparotid.dicom.roles import RoleRule, RolesConfig, classify, load_roles
 from mrparotid.dicom.types import SeriesInfo, SeriesTags
@@ -147,13 +147,16 @@ def format_series_table(infos: Sequence[SeriesInfo]) -> str:
 
 
 def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: str | None = None,
-                 patient_dir: Path | None = None) -> dict[str, SeriesInfo]:
-    """Exactly one series per role (T1, CE-T1, T2).
+                 patient_dir: Path | None = None,
+                 required: Sequence[str] = SERIES_ROLES) -> dict[str, SeriesInfo]:
+    """Exactly one series per role (T1, CE-T1, T2); a role outside ``required`` that no series
+    matches (and that is not pinned) is left out.
 
     Raises
     ------
     InputError
-        Two series claim one role, a role has no series, or a pin names no series; the message
+        Two series claim one role, a required role has no series
+        (:class:`~mrparotid.errors.MissingSeriesError`), or a pin names no series; the message
         shows the roles-YAML line that settles it.
     """
     chosen = {}
@@ -184,11 +187,13 @@ def select_roles(infos: Sequence[SeriesInfo], roles: RolesConfig, *, patient: st
                                  "series with plane geometry in this folder", patient=patient,
                                  path=patient_dir, fix="check the number with 'mrparotid inspect "
                                  "PATIENT_DIR' and fix the roles YAML")
+            if role not in required:
+                continue
             usable = [i for i in infos if not i.reason.startswith(("localizer", "modality"))]
             listed = ", ".join(_label(i, infos, describe=True) for i in usable[:8]) or "none"
-            raise InputError(f"no series matches the {role} role (series: {listed})",
-                             patient=patient, path=patient_dir,
-                             fix=f"add `{role}: {{series_number: N}}` (N from 'mrparotid inspect "
-                                 "PATIENT_DIR') to a roles YAML and pass --roles FILE")
+            raise MissingSeriesError(f"no series matches the {role} role (series: {listed})",
+                                     role=role, patient=patient, path=patient_dir,
+                                     fix=f"add `{role}: {{series_number: N}}` (N from 'mrparotid "
+                                         "inspect PATIENT_DIR') to a roles YAML and pass --roles FILE")
         chosen[role] = claims[0]
     return chosen

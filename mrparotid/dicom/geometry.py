@@ -5,8 +5,10 @@ never from file names or InstanceNumber, also for the frames of an enhanced mult
 The frames must form one regular stack: one orientation, matrix and pixel spacing, no in-plane
 offsets between slices (a sheared stack, e.g. gantry tilt), no two slices at one position. Steps
 that vary from the median by more than :data:`MAX_SPACING_DEVIATION` are either a dropped slice
-(at most :data:`MAX_MISSING_SLICES` missing: :func:`fill_gaps` resamples the stack onto even
-spacing) or an error naming the gap; GDCM alone would stretch the spacing.
+(at most ``max_missing`` in a row, the config's ``data.max_gap_slices``, default
+:data:`MAX_MISSING_SLICES`: :func:`fill_gaps` resamples the stack onto even spacing and
+:func:`mrparotid.dicom.series.interpolated_positions` says where) or an error naming the gap; GDCM alone would stretch
+the spacing.
 
 The grid: origin = ImagePositionPatient of the first sorted slice, direction columns (row
 cosine, column cosine, slice normal) with the normal = row × column (a right-handed matrix),
@@ -26,8 +28,12 @@ from mrparotid.errors import InputError
 
 #: Relative deviation of a slice step from the median step that counts as uneven spacing.
 MAX_SPACING_DEVIATION = 0.10
-#: Largest number of consecutive missing slices that is filled by interpolation (else an error).
-MAX_MISSING_SLICES = 2
+#: Largest number of consecutive missing slices that is filled by interpolation (else an error);
+#: the default of ``data.max_gap_slices`` in configs/default.yaml.
+MAX_MISSING_SLICES = 1
+#: The fix of a gap that is not filled in.
+GAP_FIX = ("re-export the complete series (slices were dropped), or allow longer gaps with "
+           "--data.max_gap_slices N")
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,8 @@ def slice_normal(orientation: Sequence[float]) -> np.ndarray:
 
 
 def slice_gaps(positions_mm: Sequence[float], *, where: str | Path | None = None,
-               patient: str | None = None) -> tuple[float, tuple[Gap, ...]]:
+               patient: str | None = None,
+               max_missing: int = MAX_MISSING_SLICES) -> tuple[float, tuple[Gap, ...]]:
     """Slice step (mm) of sorted slice positions and the dropped-slice gaps among them.
 
     A step more than :data:`MAX_SPACING_DEVIATION` away from the median step must be a whole
@@ -103,8 +110,8 @@ def slice_gaps(positions_mm: Sequence[float], *, where: str | Path | None = None
     ------
     InputError
         Two slices at one position (several echoes or repeats in one series), uneven spacing
-        that is no whole multiple of the median step, or more than :data:`MAX_MISSING_SLICES`
-        missing slices in one gap.
+        that is no whole multiple of the median step, or more than ``max_missing`` missing
+        slices in one gap.
     """
     p = np.asarray(positions_mm, dtype=float)
     if p.size < 2:
@@ -127,18 +134,19 @@ def slice_gaps(positions_mm: Sequence[float], *, where: str | Path | None = None
                              f"{p[i]:.1f} mm where the usual step is {median:.2f} mm", **where_kw,
                              fix="re-export the series with even slice spacing, or resample it "
                                  "and pass it as NIfTI")
-        if m - 1 > MAX_MISSING_SLICES:
+        if m - 1 > max(0, int(max_missing)):
             raise InputError(f"slice gap of {steps[i]:.1f} mm at slice position {p[i]:.1f} mm "
                              f"({m - 1} missing slices of {median:.2f} mm; at most "
-                             f"{MAX_MISSING_SLICES} are filled in)", **where_kw,
-                             fix="re-export the complete series (slices were dropped)")
+                             f"{max(0, int(max_missing))} in a row are filled in, "
+                             "data.max_gap_slices)", **where_kw, fix=GAP_FIX)
         gaps.append(Gap(int(i), float(p[i]), float(steps[i]), m - 1))
     n_steps = len(steps) + sum(g.missing for g in gaps)
     return float((p[-1] - p[0]) / n_steps), tuple(gaps)
 
 
 def series_geometry(frames: Sequence[Frame], *, where: str | Path | None = None,
-                    patient: str | None = None) -> SeriesGeometry:
+                    patient: str | None = None,
+                    max_missing: int = MAX_MISSING_SLICES) -> SeriesGeometry:
     """Sort ``frames`` along the slice normal and check they form one regular stack.
 
     Raises
@@ -164,7 +172,7 @@ def series_geometry(frames: Sequence[Frame], *, where: str | Path | None = None,
         raise InputError("slices are offset in-plane from one another (sheared stack, e.g. "
                          "gantry tilt)", **kw,
                          fix="resample the series onto a regular grid and pass it as NIfTI")
-    step, gaps = slice_gaps(along[order], where=where, patient=patient)
+    step, gaps = slice_gaps(along[order], where=where, patient=patient, max_missing=max_missing)
     if np.isnan(step):
         step = 1.0
     n = len(frames) + sum(g.missing for g in gaps)
@@ -191,3 +199,12 @@ def fill_gaps(stack: np.ndarray, positions_mm: Sequence[float], step_mm: float,
             w = (t - lo) / (hi - lo)
             out[k] = (1 - w) * stack[j - 1] + w * stack[j]
     return out
+
+
+def filled_positions(positions_mm: Sequence[float], step_mm: float, n_slices: int) -> tuple[float, ...]:
+    """Positions (mm along the slice normal) of the even grid of :func:`fill_gaps` that no real
+    slice lies at (within 10 % of a step): the slices it fills in by interpolation."""
+    p = np.asarray(positions_mm, dtype=float)
+    even = p[0] + step_mm * np.arange(n_slices)
+    near = np.abs(even[:, None] - p[None, :]).min(axis=1) <= 0.1 * step_mm
+    return tuple(float(t) for t in even[~near])

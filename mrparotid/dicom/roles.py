@@ -7,20 +7,23 @@ patterns); ``ignore`` (localizers by ImageType or description, too few slices, o
 ``rois`` (RTSTRUCT ROI-name patterns, read by :mod:`mrparotid.dicom.rtstruct`). The YAML is validated
 here, so a bad key, pin or regex fails at once. :func:`classify` applies the rules to one
 :class:`~mrparotid.dicom.discovery.SeriesInfo` and its header tags; two series claiming one role
-are settled in :mod:`mrparotid.dicom.discovery`.
+are settled in :mod:`mrparotid.dicom.discovery`. :func:`role_of_name` applies the same rules to
+a file name, read as a SeriesDescription (``t2_tse_ax`` → T2, ``t1_vibe_fs_tra_post`` → CE-T1),
+for the named layout of :mod:`mrparotid.io.files`.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mrparotid.config import CONFIG_DIR, read_yaml_mapping
+from mrparotid.constants import SERIES as SERIES_ROLES
 from mrparotid.errors import ConfigError
 from mrparotid.dicom.types import SeriesInfo, SeriesTags
-from mrparotid.io.files import SERIES_ROLES
 
 DEFAULT_ROLES_FILE = CONFIG_DIR / "dicom_roles.yaml"
 ROLES_KEYS = SERIES_ROLES + ("contrast", "ignore", "rois")
@@ -85,6 +88,12 @@ def load_roles(roles_file: Path | None = None) -> RolesConfig:
         min_slices=int(ignore.get("min_slices", 3)),
         modalities=tuple(str(v).upper() for v in ignore.get("modalities", ["MR"])),
         rois={k: tuple(rois.get(k, [])) for k in ROI_KEYS})
+
+
+@functools.lru_cache(maxsize=1)
+def default_roles() -> RolesConfig:
+    """The rules of ``configs/dicom_roles.yaml`` (read once)."""
+    return load_roles(None)
 
 
 def _read_yaml(path: Path) -> dict:
@@ -159,9 +168,7 @@ def classify(info: SeriesInfo, tags: SeriesTags, roles: RolesConfig) -> tuple[st
     enhanced = by_tag or by_text
     matched, source = [], "description"
     for text, source in ((info.description, "description"), (tags.protocol, "protocol name")):
-        matched = [role for role, rule in roles.rules.items() if not rule.pinned
-                   and _search(rule.match, [text]) and not _search(rule.exclude, [text])
-                   and (rule.contrast == "any" or (rule.contrast == "true") == enhanced)]
+        matched = matching_roles(text, enhanced, roles)
         if matched:
             break
     if not matched:
@@ -173,6 +180,26 @@ def classify(info: SeriesInfo, tags: SeriesTags, roles: RolesConfig) -> tuple[st
         why += (", contrast agent tag" if by_tag else ", contrast in name" if by_text
                 else ", no contrast")
     return matched[0], f"matches {matched[0]} ({why})"
+
+
+def matching_roles(text: str, enhanced: bool, roles: RolesConfig) -> list[str]:
+    """The roles whose (unpinned) rule matches ``text`` (a description, protocol or file name)
+    for a series that is (``enhanced``) or is not contrast-enhanced."""
+    return [role for role, rule in roles.rules.items() if not rule.pinned
+            and _search(rule.match, [text]) and not _search(rule.exclude, [text])
+            and (rule.contrast == "any" or (rule.contrast == "true") == enhanced)]
+
+
+def role_of_name(name: str, roles: RolesConfig | None = None) -> str | None:
+    """The role (T1, CE-T1, T2) the role rules give a name read as a SeriesDescription (e.g. a
+    file name without suffix: ``t2_tse_ax`` → T2, ``T1_FS_GD`` → CE-T1, contrast from the name's
+    contrast patterns); None for a localizer name, no match, or more than one role.
+    ``roles``: default ``configs/dicom_roles.yaml``."""
+    roles = roles or default_roles()
+    if not name or _search(roles.ignore_description, [name]):
+        return None
+    matched = matching_roles(name, _search(roles.contrast_patterns, [name]), roles)
+    return matched[0] if len(matched) == 1 else None
 
 
 def _search(patterns: Sequence[str], texts: Sequence[str]) -> bool:

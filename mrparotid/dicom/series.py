@@ -14,9 +14,13 @@ applies each file's RescaleSlope/Intercept, and builds the image. What they add 
 - non-image objects (Philips Raw Data Storage, RTSTRUCT, presentation states, DICOMDIR, files
   that are not DICOM) are ignored;
 - a slice-spacing check: steps that vary by more than 10 % are either a dropped slice (at most
-  :data:`~mrparotid.dicom.geometry.MAX_MISSING_SLICES` missing → linear resampling onto even
-  spacing with a :class:`SliceGapWarning`) or an error naming the gap. GDCM alone would stretch
-  the spacing.
+  ``max_gap_slices`` in a row, ``data.max_gap_slices``, default 1 → linear resampling onto even
+  spacing with a :class:`SliceGapWarning`, and the image records the positions it filled in:
+  :func:`interpolated_positions`, :func:`gap_note`) or an error naming the gap. GDCM alone would
+  stretch the spacing;
+- damaged header numbers (:func:`mrparotid.dicom.headers.header_numbers`), pixel data that does
+  not match the header, and rescaled values that are not finite in float32 are an
+  :class:`~mrparotid.errors.InputError` naming the file.
 
 Conventions: the output image has origin = ImagePositionPatient of the first slice, direction
 columns (row cosine, column cosine, slice normal) with the normal = row × column (so the matrix is
@@ -34,17 +38,51 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
-from mrparotid.dicom.geometry import fill_gaps, series_geometry, slice_gaps
-from mrparotid.dicom.headers import Frame, frames_of, is_image, read_header, scan_folder
+from mrparotid.dicom.geometry import (MAX_MISSING_SLICES, fill_gaps, filled_positions, series_geometry,
+                                      slice_gaps)
+from mrparotid.dicom.headers import (DAMAGED_FIX, Frame, frames_of, is_image, read_header,
+                                     scan_folder)
 from mrparotid.errors import InputError
 
 __all__ = ["SliceGapWarning", "read_frames", "read_series_files", "read_series_headers",
-           "read_dicom_series",
+           "read_dicom_series", "interpolated_positions", "gap_note", "mark_interpolated",
            "slice_gaps"]  # defined in mrparotid.dicom.geometry; kept importable from here
 
 
 class SliceGapWarning(UserWarning):
     """A dropped slice was filled by linear interpolation between its neighbours."""
+
+
+#: Image meta-data key of the slice positions (mm along the slice normal, ";"-separated) that
+#: were filled in by interpolation.
+INTERPOLATED_KEY = "mrparotid_interpolated_slices_mm"
+
+
+def mark_interpolated(image: sitk.Image, positions_mm) -> sitk.Image:
+    """Record on ``image`` the slice positions (mm along the slice normal) filled in by
+    interpolation (nothing when there are none); returns ``image``."""
+    positions = [float(p) for p in positions_mm]
+    if positions:
+        image.SetMetaData(INTERPOLATED_KEY, ";".join(f"{p:.2f}" for p in positions))
+    return image
+
+
+def interpolated_positions(image: sitk.Image) -> tuple[float, ...]:
+    """Slice positions (mm along the slice normal) that the reader filled in by interpolation."""
+    if not image.HasMetaDataKey(INTERPOLATED_KEY):
+        return ()
+    return tuple(float(v) for v in image.GetMetaData(INTERPOLATED_KEY).split(";") if v)
+
+
+def gap_note(role: str, image: sitk.Image) -> str | None:
+    """The report note of a series with interpolated slices (None without any): how many, where."""
+    positions = interpolated_positions(image)
+    if not positions:
+        return None
+    where = ", ".join(f"{p:.1f}" for p in positions)
+    return (f"{role}: {len(positions)} slice(s) missing from the DICOM series were filled in by "
+            f"interpolating their neighbours, at slice position(s) {where} mm (along the slice "
+            "normal); findings on those slices rest on interpolated values")
 
 
 def read_frames(frames: Sequence[Frame], *, patient: str | None = None) -> np.ndarray:
@@ -53,6 +91,12 @@ def read_frames(frames: Sequence[Frame], *, patient: str | None = None) -> np.nd
     GDCM reads each file (applying its rescale); frames of enhanced files are picked by index.
     An enhanced file whose rescale varies per frame is decoded with pydicom and rescaled per
     frame, since GDCM applies the first frame's rescale to all.
+
+    Raises
+    ------
+    InputError
+        A file's pixel data does not parse, does not match its header's Rows, Columns and frames
+        (e.g. colour pixels), or rescales to values that are not finite in float32.
     """
     by_file: dict[Path, np.ndarray] = {}
     per_file: dict[Path, set] = {}
@@ -64,10 +108,20 @@ def read_frames(frames: Sequence[Frame], *, patient: str | None = None) -> np.nd
             by_file[f.path] = _read_file(f.path, varying=len(per_file[f.path]) > 1,
                                          patient=patient)
         pixels = by_file[f.path]
-        if len(per_file[f.path]) > 1:  # stored values: apply this frame's rescale
-            out[n] = pixels[f.index] * f.rescale[0] + f.rescale[1]
-        else:
-            out[n] = pixels[f.index or 0]
+        if pixels.shape[1:] != f.shape or (f.index or 0) >= len(pixels):
+            raise InputError(f"the pixel data (array of shape {pixels.shape}) does not match the "
+                             f"header ({f.shape[0]} x {f.shape[1]} grey values per frame: Rows, "
+                             "Columns, SamplesPerPixel, PhotometricInterpretation, NumberOfFrames)",
+                             patient=patient, path=f.path, fix=DAMAGED_FIX)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if len(per_file[f.path]) > 1:  # stored values: apply this frame's rescale
+                out[n] = pixels[f.index] * f.rescale[0] + f.rescale[1]
+            else:
+                out[n] = pixels[f.index or 0]
+        if not np.isfinite(out[n]).all():
+            raise InputError("the rescaled pixel values are not finite in float32 "
+                             "(RescaleSlope/RescaleIntercept out of range)", patient=patient,
+                             path=f.path, fix=DAMAGED_FIX)
     return out
 
 
@@ -91,7 +145,8 @@ def _read_file(path: Path, *, varying: bool, patient: str | None) -> np.ndarray:
 
 
 def read_series_files(files: Sequence[Path], *, patient: str | None = None,
-                      where: str | Path | None = None) -> sitk.Image:
+                      where: str | Path | None = None,
+                      max_gap_slices: int = MAX_MISSING_SLICES) -> sitk.Image:
     """Read the image files of one series (any order, any names) as a float32 3-D image.
 
     Parameters
@@ -102,6 +157,8 @@ def read_series_files(files: Sequence[Path], *, patient: str | None = None,
         Patient id, used only in messages.
     where : str or Path, optional
         Folder named in messages and warnings (default: the first file's folder).
+    max_gap_slices : int
+        Most missing slices in a row that are filled in by interpolation (``data.max_gap_slices``).
 
     Returns
     -------
@@ -111,21 +168,25 @@ def read_series_files(files: Sequence[Path], *, patient: str | None = None,
     Raises
     ------
     InputError
-        No image files, several series, inconsistent or uneven slices, unreadable pixels.
+        No image files, several series, inconsistent or uneven slices, a gap of more than
+        ``max_gap_slices`` slices, unreadable pixels or a damaged DICOM file.
 
     Warns
     -----
     SliceGapWarning
-        Dropped slices were filled in by linear interpolation (the message names the gap in mm).
+        Dropped slices were filled in by linear interpolation (the message names the gap in mm;
+        :func:`interpolated_positions` of the image gives the positions).
     """
     files = [Path(f) for f in files]
-    headers = [(p, ds) for p in files for ds in [read_header(p)] if ds is not None]
+    headers = [(p, ds) for p in files for ds in [read_header(p, patient=patient)] if ds is not None]
     return read_series_headers(headers, patient=patient,
-                               where=where if where is not None or not files else files[0].parent)
+                               where=where if where is not None or not files else files[0].parent,
+                               max_gap_slices=max_gap_slices)
 
 
 def read_series_headers(headers: Sequence[tuple[Path, pydicom.Dataset]], *,
-                        patient: str | None = None, where: str | Path | None = None) -> sitk.Image:
+                        patient: str | None = None, where: str | Path | None = None,
+                        max_gap_slices: int = MAX_MISSING_SLICES) -> sitk.Image:
     """As :func:`read_series_files`, from already-read (path, header) pairs."""
     headers = [(p, ds) for p, ds in headers if is_image(ds)]
     if not headers:
@@ -137,12 +198,12 @@ def read_series_headers(headers: Sequence[tuple[Path, pydicom.Dataset]], *,
                          path=where, fix="keep one series per folder (run 'mrparotid inspect' "
                                          "to see them)")
     try:
-        frames = [fr for p, ds in headers for fr in frames_of(ds, p)]
+        frames = [fr for p, ds in headers for fr in frames_of(ds, p, patient=patient)]
     except ValueError as exc:
         raise InputError(f"not a volume: {exc}", patient=patient, path=where,
                          fix="export the MR series itself, not a screenshot or derived object") \
             from None
-    geom = series_geometry(frames, where=where, patient=patient)
+    geom = series_geometry(frames, where=where, patient=patient, max_missing=max_gap_slices)
     stack = read_frames(geom.frames, patient=patient)
     if geom.gaps:
         for g in geom.gaps:
@@ -155,10 +216,12 @@ def read_series_headers(headers: Sequence[tuple[Path, pydicom.Dataset]], *,
     image.SetOrigin(geom.origin)
     image.SetSpacing(geom.spacing)
     image.SetDirection(geom.direction.ravel().tolist())
-    return image
+    filled = filled_positions(geom.positions_mm, geom.step_mm, geom.n_slices) if geom.gaps else ()
+    return mark_interpolated(image, filled)
 
 
-def read_dicom_series(folder: Path, *, patient: str | None = None) -> sitk.Image:
+def read_dicom_series(folder: Path, *, patient: str | None = None,
+                      max_gap_slices: int = MAX_MISSING_SLICES) -> sitk.Image:
     """Read the one DICOM series in ``folder`` as a 3-D image.
 
     Parameters
@@ -168,12 +231,15 @@ def read_dicom_series(folder: Path, *, patient: str | None = None) -> sitk.Image
         non-image objects (Raw Data, RTSTRUCT, ...) and non-DICOM files beside them are ignored.
     patient : str, optional
         Patient id, used only in error messages.
+    max_gap_slices : int
+        Most missing slices in a row that are filled in by interpolation.
 
     Returns
     -------
     SimpleITK.Image
         float32 3-D image with rescale slope/intercept applied; geometry in LPS mm; slices sorted
-        by ImagePositionPatient; dropped slices (at most two in a row) filled in with a warning.
+        by ImagePositionPatient; dropped slices (at most ``max_gap_slices`` in a row) filled in
+        with a warning and recorded (:func:`interpolated_positions`).
 
     Raises
     ------
@@ -184,7 +250,8 @@ def read_dicom_series(folder: Path, *, patient: str | None = None) -> sitk.Image
     if not folder.is_dir():
         raise InputError("DICOM folder not found", patient=patient, path=folder,
                          fix="check the path")
-    return read_series_headers(scan_folder(folder), patient=patient, where=folder)
+    return read_series_headers(scan_folder(folder, patient=patient), patient=patient, where=folder,
+                               max_gap_slices=max_gap_slices)
 
 
 def _first_line(exc: BaseException) -> str:

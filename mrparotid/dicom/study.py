@@ -21,6 +21,7 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from mrparotid.dicom.geometry import MAX_MISSING_SLICES
 from mrparotid.dicom.series import read_series_headers
 from mrparotid.dicom.headers import is_image, is_rtstruct, printable, read_header, scan_folder
 from mrparotid.errors import InputError
@@ -32,32 +33,49 @@ from mrparotid.dicom.types import SeriesInfo
 __all__ = ["is_study_folder", "load_study"]
 
 
-def is_study_folder(patient_dir: Path) -> bool:
-    """True when ``patient_dir`` holds DICOM files (any depth) and no named T1/CE-T1/T2 entry."""
+def is_study_folder(patient_dir: Path, patient: str | None = None) -> bool:
+    """True when ``patient_dir`` holds DICOM files (any depth) and no named T1/CE-T1/T2 entry.
+
+    Raises
+    ------
+    InputError
+        A damaged DICOM file met on the way (:func:`mrparotid.dicom.headers.read_header`).
+    """
     patient_dir = Path(patient_dir)
     if not patient_dir.is_dir():
         return False
     if any(role_of(entry) in SERIES_ROLES for entry in patient_dir.iterdir()):
         return False
-    return any(p.is_file() and read_header(p) is not None for p in patient_dir.rglob("*"))
+    return any(p.is_file() and read_header(p, patient=patient) is not None
+               for p in sorted(patient_dir.rglob("*")))
 
 
 def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = None,
-               require_tumour: bool = False) -> dict[str, sitk.Image]:
-    """Read a study folder: the three series and the masks from its RTSTRUCT.
+               require_tumour: bool = False, series: Sequence[str] = SERIES_ROLES,
+               require_gland: bool = True,
+               max_gap_slices: int = MAX_MISSING_SLICES) -> dict[str, sitk.Image]:
+    """Read a study folder: its series by role and the masks from its RTSTRUCT.
+
+    ``series``: the roles that must be found (T1, the reference grid, always is); a role outside
+    it that no series matches is left out, as a NIfTI folder may lack it (a series-dropout model
+    answers without it). ``require_gland=False``: a study without gland contours (the segmenter
+    then draws them). ``max_gap_slices``: most missing slices in a row filled in by interpolation.
 
     Returns
     -------
     dict
-        ``T1``, ``CE-T1``, ``T2`` (float32, LPS mm geometry), ``gland`` (uint8, 1 right / 2 left,
-        or 1 when the ROI has no side) and, when contoured, ``tumour`` (uint8 0/1); each mask on
-        the grid of the series its RTSTRUCT references.
+        ``T1`` and those of ``CE-T1``, ``T2`` found (float32, LPS mm geometry; interpolated slices
+        recorded, :func:`mrparotid.dicom.series.interpolated_positions`), ``gland`` (uint8, 1 right
+        / 2 left, or 1 when the ROI has no side) and, when contoured, ``tumour`` (uint8 0/1); each
+        mask on the grid of the series its RTSTRUCT references.
 
     Raises
     ------
     InputError
-        No DICOM series, ambiguous or missing roles, no gland contours, (``require_tumour``) no
-        tumour contours, or unreadable series/contours. The message names patient and folder.
+        No DICOM series, ambiguous roles, no gland contours (``require_gland``), (``require_tumour``)
+        no tumour contours, or unreadable series/contours or damaged files. The message names
+        patient and folder. :class:`~mrparotid.errors.MissingSeriesError` when a role of
+        ``series`` has no series.
     """
     patient_dir = Path(patient_dir)
     where = {"patient": patient_id, "path": patient_dir}
@@ -65,14 +83,15 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
         raise InputError("patient folder not found", **where,
                          fix="check patient_dir in the manifest (relative to the manifest file)")
     roles = load_roles(roles_file)
-    headers = scan_folder(patient_dir, recursive=True)
+    headers = scan_folder(patient_dir, recursive=True, patient=patient_id)
     if not any(is_image(ds) for _, ds in headers):
         raise InputError("no DICOM image files found (at any depth)", **where,
                          fix="put the study's DICOM export in the folder, "
                              "or name T1/CE-T1/T2 files")
     infos = discover_headers(headers, roles)
-    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir)
-    reader = _SeriesReader(headers, infos, patient_id, patient_dir)
+    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir,
+                          required=("T1", *series))
+    reader = _SeriesReader(headers, infos, patient_id, patient_dir, max_gap_slices)
     images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()}
     masks = _rtstruct_masks(headers, infos, chosen, roles, reader, patient_id)
     for role, image in _named_masks(patient_dir, patient_id).items():
@@ -80,7 +99,7 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
             raise InputError(f"{role} given twice (RTSTRUCT and a {role} file)", **where,
                              fix="keep one of them")
         masks[role] = image
-    if "gland" not in masks:
+    if "gland" not in masks and require_gland:
         names = sorted({n for _, ds in headers if is_rtstruct(ds) for n in _roi_names(ds)})
         found = f" (RTSTRUCT ROIs: {', '.join(names)})" if names else " (no RTSTRUCT in the folder)"
         raise InputError(f"no parotid gland contours found{found}", **where,
@@ -97,10 +116,12 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
 class _SeriesReader:
     """Reads series of one folder by SeriesInstanceUID, once each."""
 
-    def __init__(self, headers, infos: Sequence[SeriesInfo], patient: str, patient_dir: Path):
+    def __init__(self, headers, infos: Sequence[SeriesInfo], patient: str, patient_dir: Path,
+                 max_gap_slices: int = MAX_MISSING_SLICES):
         self.header = dict(headers)
         self.infos = {i.series_uid: i for i in infos}
         self.patient, self.patient_dir = patient, patient_dir
+        self.max_gap_slices = max_gap_slices
         self.cache: dict[str, sitk.Image] = {}
 
     def image(self, uid: str) -> sitk.Image:
@@ -108,7 +129,8 @@ class _SeriesReader:
             files = self.infos[uid].files
             folder = Path(os.path.commonpath([str(f.parent) for f in files]))
             self.cache[uid] = read_series_headers([(f, self.header[f]) for f in files],
-                                                  patient=self.patient, where=folder)
+                                                  patient=self.patient, where=folder,
+                                                  max_gap_slices=self.max_gap_slices)
         return self.cache[uid]
 
     def sop_uids(self, uid: str) -> set[str]:

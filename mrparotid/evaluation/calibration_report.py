@@ -1,5 +1,6 @@
-"""Figures and report lines of the calibration section (:mod:`mrparotid.evaluation.calibration`):
-the reliability diagram, the coverage-accuracy curve of the refer band, the Markdown section."""
+"""Figures of the calibration and answer sections: the reliability diagram
+(:mod:`mrparotid.evaluation.calibration`) and p(malignant) per patient with the two cuts
+(:mod:`mrparotid.evaluation.answers`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mrparotid.evaluation.plots import save_figure, set_title
-from mrparotid.inference.refer import band_text
 
 #: Top of the axes (figure fraction) on SYNTHETIC figures, below the stamped note.
 SYNTHETIC_TOP = 0.84
@@ -51,82 +51,51 @@ def plot_reliability(curves: dict[str, tuple[np.ndarray, np.ndarray]], out_png: 
     return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP)
 
 
-def plot_band_curve(curve: pd.DataFrame, band, coverage: float, out_png: str | Path, *,
-                    title: str = "Refer band", synthetic: bool = False) -> Path:
-    """Accuracy and malignant sensitivity on the answered patients against coverage, for the bands
-    [lo, hi) of :func:`~mrparotid.evaluation.calibration.band_curve`; the chosen band's
-    ``coverage`` marked."""
+def plot_p_malignant(table: pd.DataFrame, lo: float | None, hi: float | None, out_png: str | Path, *,
+                     title: str = "p(malignant) per patient", synthetic: bool = False) -> Path:
+    """Each test patient's p(malignant) by true diagnosis (referred patients hollow), with the
+    rule-out (``lo``) and rule-in (``hi``) cuts as lines."""
     fig = Figure(figsize=(6, 4.5))
     ax = fig.add_subplot(1, 1, 1)
-    ax.step(curve["coverage"], curve["accuracy"], where="post", label="accuracy (answered)")
-    ax.step(curve["coverage"], curve["sensitivity"], where="post", label="malignant sensitivity (answered)")
-    if band is not None and math.isfinite(coverage):
-        ax.axvline(coverage, color="0.3", linestyle=":", label=f"chosen band {band_text(band)}")
-    ax.set_xlim(-0.02, 1.02)
+    groups = ["pleomorphic_adenoma", "warthin", "malignant"]
+    rng = np.random.default_rng(0)
+    for i, g in enumerate(groups):
+        rows = table.loc[table["true"] == g]
+        x = i + rng.uniform(-0.15, 0.15, len(rows))
+        ref = rows["referred"].to_numpy(bool)
+        p = rows["p_malignant"].to_numpy(float)
+        ax.scatter(x[~ref], p[~ref], s=22, color=f"C{i}", label=None)
+        ax.scatter(x[ref], p[ref], s=22, facecolors="none", edgecolors=f"C{i}")
+    for cut, name, style in ((lo, "rule-out cut (benign below)", "--"), (hi, "rule-in cut (malignant at or above)", ":")):
+        if cut is not None and math.isfinite(cut):
+            ax.axhline(cut, color="0.3", linestyle=style, linewidth=1, label=f"{name} {cut:.3f}")
+    ax.set_xticks(range(len(groups)), ["PA", "Warthin", "malignant"])
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("coverage (share of patients answered)")
-    ax.set_ylabel("rate on answered patients")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.set_ylabel("p(malignant) (hollow: referred)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8)
     set_title(ax, title)
     fig.tight_layout()
     return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP)
 
 
-def _f(x) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.3f}"
-
-
-def _ci(r: dict) -> str:
-    return f"{_f(r.get('estimate'))} [{_f(r.get('lo'))}, {_f(r.get('hi'))}]"
-
-
-def _rate(r: dict) -> str:
-    return f"{_ci(r)} ({r.get('k')}/{r.get('n')})" if r.get("n") else "n/a (none)"
-
-
-def calibration_markdown(section: dict | None) -> list[str]:
-    """The report's "Calibration and referral" section (no lines for None)."""
-    if not section:
-        return []
-    cal, sl, pt = section["calibration"], section["slice"], section["patient"]
-    band = cal.get("refer_band")
-    auc = pt["auc"]
-    b = pt["band"]
-    lines = ["", "## Calibration and referral", "",
-             f"Temperature {cal['temperature']:.3f} ({section['source']}); p(malignant) = "
-             f"{cal['aggregation'].replace('_', '-')} of the calibrated malignant probability over "
-             "the patient's tumour slices (mean vs noisy-OR chosen by patient log loss on validation: "
-             + ", ".join(f"{k} {_f(v)}" for k, v in (cal.get("val_log_loss") or {}).items()) + ")."
-             + (f" **Warning:** {cal['temperature_note']}." if cal.get("temperature_note") else ""), "",
-             f"| slices | before (T = 1) | after (T = {cal['temperature']:.2f}) |", "|---|---|---|",
-             f"| ECE ({sl['n_bins']} bins) | {_ci(sl['ece']['before'])} | {_ci(sl['ece']['after'])} |",
-             f"| Brier | {_ci(sl['brier']['before'])} | {_ci(sl['brier']['after'])} |", "",
-             "CIs: patient-clustered bootstrap. ![reliability](reliability.png)", "",
-             f"Patient AUC of p(malignant): {_f(auc['auc'])} [{_f(auc['lo'])}, {_f(auc['hi'])}] "
-             f"(DeLong){' - ' + auc['na_reason'] if auc.get('na_reason') else ''}; {pt['n']} patients.", "",
-             f"Refer band: {band_text(band)} - {cal.get('refer_note', '')}", "",
-             "| answered patients | value [95% CI] |", "|---|---|",
-             f"| coverage | {_rate(b['coverage'])} |", f"| accuracy (diagnosis) | {_rate(b['accuracy'])} |",
-             f"| benign-vs-malignant accuracy | {_rate(b['bvm_accuracy'])} |",
-             f"| malignant sensitivity | {_rate(b['sensitivity'])} |", "",
-             f"{b['n_referred']} of {b['n_patients']} patients referred. Wilson CIs. "
-             "![coverage-accuracy](coverage_accuracy.png)"]
-    return lines
-
-
-def calibration_lines(section: dict | None) -> list[str]:
-    """What ``mrparotid evaluate`` prints of the calibration section (a WARNING line first when no
-    refer band could be chosen)."""
-    if not section:
-        return []
-    cal, sl, b, auc = section["calibration"], section["slice"], section["patient"]["band"], section["patient"]["auc"]
-    band = cal.get("refer_band")
-    return [f"WARNING: {w}" for w in section.get("warnings", [])] + [
-        f"calibration: temperature {cal['temperature']:.3f} ({section['source']})",
-        f"ECE {_ci(sl['ece']['before'])} -> {_ci(sl['ece']['after'])}; Brier {_ci(sl['brier']['before'])} -> "
-        f"{_ci(sl['brier']['after'])} (before -> after, patient-clustered bootstrap)",
-        f"p(malignant) ({cal['aggregation'].replace('_', '-')}) patient AUC {_f(auc['auc'])} "
-        f"[{_f(auc['lo'])}, {_f(auc['hi'])}] (DeLong)",
-        f"refer band {band_text(band)}"
-        + f": coverage {_rate(b['coverage'])}, accuracy {_rate(b['accuracy'])}, malignant sensitivity "
-          f"{_rate(b['sensitivity'])} on answered patients"]
+def plot_validation_curve(values: list[float], from_epoch: int, out_png: str | Path, *,
+                          title: str = "Validation figure per epoch", synthetic: bool = False) -> tuple[Path, int | None]:
+    """The figure ``best.ckpt`` is chosen on, per epoch (validation patient log loss of the
+    calibrated p(malignant)), with the eligible epochs (from ``from_epoch``) shaded and the chosen
+    one marked. Returns (path, chosen epoch or None)."""
+    v = np.asarray([np.nan if x is None else x for x in values], dtype=float)
+    eligible = np.where(np.arange(len(v)) >= from_epoch, v, np.nan)
+    chosen = int(np.nanargmin(eligible)) if np.isfinite(eligible).any() else None
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(np.arange(len(v)), v, marker="o", markersize=3, linewidth=1.2, label="validation patient log loss")
+    ax.axvspan(from_epoch - 0.5, len(v) - 0.5, color="0.9", zorder=0, label="epochs eligible for best.ckpt")
+    if chosen is not None:
+        ax.scatter([chosen], [v[chosen]], s=80, facecolors="none", edgecolors="C3", label=f"best.ckpt (epoch {chosen})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("log loss of p(malignant), nats per patient")
+    ax.legend(loc="upper right", fontsize=8)
+    set_title(ax, title)
+    fig.tight_layout()
+    return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP), chosen

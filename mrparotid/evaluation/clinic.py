@@ -3,8 +3,10 @@ the manifest's masks (the paper's setting) and with automatic masks from a segme
 clinic's), side by side; plus how well the segmenter contours and finds the tumours.
 
 Per patient: the rule's diagnosis in both settings, gland and tumour Dice (3-D, on the T1 grid)
-and HD95 in mm (:mod:`mrparotid.segmentation.metrics`, MONAI). Per side: tumour present (manifest
-masks) and found (automatic masks). Summaries: Table 5 for both settings, the patients whose
+and HD95 in mm (:mod:`mrparotid.segmentation.metrics`, MONAI). Per side
+(:func:`mrparotid.segmentation.detection.side_detection`): tumour present (manifest masks), found
+(the automatic tumour overlaps it) and false alarm (an automatic tumour component that touches no
+manifest tumour voxel). Summaries: Table 5 for both settings, the patients whose
 diagnosis changes, mean Dice/HD95 with patient-bootstrap 95 % CIs, side-level detection
 sensitivity/specificity/accuracy with Wilson CIs. The markdown is :mod:`.clinic_report`.
 """
@@ -33,31 +35,64 @@ SEG_KEYS: tuple[str, ...] = ("gland_dice", "tumour_dice", "gland_hd95_mm", "tumo
 
 def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = None) -> dict:
     """One test patient in both settings (see the module docstring): a flat record plus
-    ``sides`` {side: {"tumour": bool, "found": bool}}."""
+    ``sides`` {side: {"tumour", "auto", "found", "false_alarm": bool}}."""
     from mrparotid.data.preprocess import load_study
     from mrparotid.inference.masks import resolve_masks
     from mrparotid.inference.procedure import predict_study
+    from mrparotid.segmentation.detection import side_detection
     from mrparotid.segmentation.metrics import patient_scores
+
+    from mrparotid.decision.apply import REFER
 
     study = load_study(case, mode="train", roles_file=roles_file)
     given = predict_study(study, loaded, case.diagnosis)
     row = {"patient_id": case.patient_id, "true": case.diagnosis,
-           "given_diagnosis": given.decision.diagnosis, "given_slices": len(given.slices)}
+           "given_diagnosis": given.decision.diagnosis, "given_slices": len(given.slices),
+           "given_answer": answer_of(given, loaded), "auto_answer": REFER}
     try:
         masks = resolve_masks(study, segmenter, use_given=False)
     except InputError as err:          # no gland found: the clinic path stops for this patient
         empty = np.zeros(study.shape, np.uint8)
-        auto_gland, auto_tumour, found = empty, empty, {}
+        auto_gland, auto_tumour = empty, empty
         row.update(auto_diagnosis=NO_GLAND, auto_slices=0, note=err.message)
     else:
         auto = predict_study(masks.study, loaded, case.diagnosis)
-        auto_gland, auto_tumour, found = masks.study.gland, masks.study.tumour, masks.tumour_found
+        auto_gland, auto_tumour = masks.study.gland, masks.study.tumour
         row.update(auto_diagnosis=auto.decision.diagnosis, auto_slices=len(auto.slices),
-                   note="; ".join(masks.warnings))
+                   auto_answer=answer_of(auto, loaded), note="; ".join(masks.warnings))
     row.update(patient_scores(auto_gland, auto_tumour, study.gland, study.tumour, study.spacing))
-    row["sides"] = {s: {"tumour": bool((study.tumour > 0)[region].any()), "found": bool(found.get(s))}
-                    for s, region in side_regions(study).items()}
+    row["sides"] = side_detection(auto_tumour, study.tumour, side_regions(study))
     return row
+
+
+def answer_of(pred, loaded) -> str:
+    """The answer (:mod:`mrparotid.decision.apply`) of one :class:`~mrparotid.inference.procedure.
+    StudyPrediction` under the checkpoint's own decision record, as ``diagnose`` gives it."""
+    from mrparotid.data.crops import PLANES
+    from mrparotid.decision.apply import apply_decision
+    from mrparotid.decision.record import record_of
+
+    tumour = pred.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2)) if pred.tumour_known else None
+    return apply_decision(pred.probs, tumour, record_of(loaded.meta, loaded.path), pred.decision.diagnosis).answer
+
+
+def answer_summary(rows: list[dict]) -> dict:
+    """Per setting, the answer's coverage, refer rate, accuracy, malignant sensitivity and
+    specificity among the answered, with Wilson CIs (:func:`mrparotid.decision.score.answer_counts`)."""
+    import pandas as pd
+
+    from mrparotid.decision.apply import REFER
+    from mrparotid.decision.score import answer_counts
+    from mrparotid.evaluation.answers import with_cis
+
+    out = {}
+    for s in SETTINGS:
+        table = pd.DataFrame({"true": [r["true"] for r in rows], "malignant": [r["true"] == "malignant" for r in rows],
+                              "answer": [r[f"{s}_answer"] for r in rows],
+                              "referred": [r[f"{s}_answer"] == REFER for r in rows],
+                              "rule": [r[f"{s}_diagnosis"] for r in rows]})
+        out[s] = with_cis(answer_counts(table))
+    return out
 
 
 def score_clinic(checkpoint: str | Path, segmenter, manifest: str | Path, *, split: str = "test",
@@ -71,10 +106,9 @@ def score_clinic(checkpoint: str | Path, segmenter, manifest: str | Path, *, spl
     CheckpointError
         A damaged classifier or segmenter checkpoint.
     """
-    from tqdm.auto import tqdm
-
     from mrparotid.data.splits import saved_split
     from mrparotid.io.manifest import read_manifest
+    from mrparotid.io.progress import progress_bar
     from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
@@ -86,7 +120,7 @@ def score_clinic(checkpoint: str | Path, segmenter, manifest: str | Path, *, spl
                             fix="choose another --split, or re-run fit with test patients")
     by_id = mf.by_id()
     rows = [score_patient(by_id[pid], loaded, segmenter, roles_file=roles_file)
-            for pid in tqdm(ids, desc="clinic path", unit="patient", disable=not progress)]
+            for pid in progress_bar(ids, desc="clinic path", unit="patient", enabled=progress)]
     seg = segmenter.loaded()
     synthetic = bool(mf.synthetic or loaded.meta.get("synthetic") or getattr(seg, "synthetic", False))
     seen = set(ids) & set((getattr(seg, "meta", {}).get("split") or {}).get("splits", {}).get("train", []))
@@ -108,7 +142,7 @@ def summarise(rows: list[dict], **info) -> dict:
     changed = [{"patient_id": r["patient_id"], "true": r["true"], "given": r["given_diagnosis"],
                 "auto": r["auto_diagnosis"]} for r in rows if r["given_diagnosis"] != r["auto_diagnosis"]]
     return {**info, "n_patients": len(rows), "settings": settings, "accuracy_difference": diff,
-            "changed": changed, "segmentation": segmentation_summary(rows),
+            "changed": changed, "answers": answer_summary(rows), "segmentation": segmentation_summary(rows),
             "detection": detection_summary(rows), "patients": rows}
 
 
@@ -151,21 +185,26 @@ def segmentation_summary(rows: list[dict]) -> dict:
 
 
 def detection_summary(rows: list[dict]) -> dict:
-    """Side-level tumour detection: a side with tumour (manifest masks) found by the segmenter is
-    a true positive; sensitivity, specificity and accuracy with Wilson 95 % CIs (sides counted
-    as independent, two per patient)."""
+    """Side-level tumour detection (sides of :func:`score_patient`), Wilson 95 % CIs, sides
+    counted as independent (two per patient): sensitivity = tumour sides *found* (the automatic
+    tumour overlaps the manifest's) / tumour sides; specificity = tumour-free sides without
+    automatic tumour / tumour-free sides; false-alarm rate = sides with an automatic tumour
+    component touching no manifest tumour / all sides; accuracy = sides right (a tumour found
+    with no false alarm, or a tumour-free side left clear) / all sides."""
     sides = [s for r in rows for s in r["sides"].values()]
     tp = sum(s["tumour"] and s["found"] for s in sides)
-    tn = sum(not s["tumour"] and not s["found"] for s in sides)
+    tn = sum(not s["tumour"] and not s["auto"] for s in sides)
+    right = sum(s["tumour"] and s["found"] and not s["false_alarm"] for s in sides) + tn
     pos = sum(s["tumour"] for s in sides)
     neg = len(sides) - pos
     return {"sides": len(sides), "sensitivity": stats.rate_ci(tp, pos, "wilson"),
             "specificity": stats.rate_ci(tn, neg, "wilson"),
-            "accuracy": stats.rate_ci(tp + tn, len(sides), "wilson"),
+            "false_alarm_rate": stats.rate_ci(sum(s["false_alarm"] for s in sides), len(sides), "wilson"),
+            "accuracy": stats.rate_ci(right, len(sides), "wilson"),
             "missed": [f"{r['patient_id']} {side}" for r in rows for side, s in r["sides"].items()
                        if s["tumour"] and not s["found"]],
             "false_alarms": [f"{r['patient_id']} {side}" for r in rows for side, s in r["sides"].items()
-                             if s["found"] and not s["tumour"]]}
+                             if s["false_alarm"]]}
 
 
 def write_clinic(result: dict, out_dir: str | Path) -> dict:

@@ -42,6 +42,7 @@ def clinic_markdown(result: dict, *, banner: bool = True) -> str:
     for key in ("sensitivity", "specificity"):
         out.append(f"| benign vs malignant {key} | {fmt_rate(g['benign_vs_malignant'][key])} | "
                    f"{fmt_rate(a['benign_vs_malignant'][key])} |")
+    out += answer_rows(result.get("answers"))
     out += ["", f"Accuracy with automatic minus manifest masks: {result['accuracy_difference']:+.3f}. "
             "Patient-level CIs: Wilson score.", "", "### Diagnoses that change", ""]
     out += [f"- {c['patient_id']}: true {pretty_class(c['true'])}; manifest masks "
@@ -62,9 +63,13 @@ def clinic_markdown(result: dict, *, banner: bool = True) -> str:
     det = result["detection"]
     out += ["### Side-level tumour detection", "",
             f"{det['sides']} sides; a side is positive when the manifest's tumour mask has voxels on "
-            "it, and found when the automatic tumour mask has. Wilson 95% CIs (sides counted as "
-            "independent).", "", "| | rate [95% CI] (k/n) |", "|---|---|",
-            f"| sensitivity | {fmt_rate(det['sensitivity'])} |",
+            "it, and its tumour is found only when the automatic tumour mask overlaps it. A false "
+            "alarm is an automatic tumour component that touches no manifest tumour voxel. A side "
+            "is right when its tumour is found without a false alarm, or when it has no tumour and "
+            "no automatic tumour. Wilson 95% CIs (sides counted as independent).", "",
+            "| | rate [95% CI] (k/n) |", "|---|---|",
+            f"| found (sensitivity) | {fmt_rate(det['sensitivity'])} |",
+            f"| false alarm (sides with one) | {fmt_rate(det['false_alarm_rate'])} |",
             f"| specificity | {fmt_rate(det['specificity'])} |",
             f"| accuracy | {fmt_rate(det['accuracy'])} |", "",
             f"Missed tumours: {', '.join(det['missed']) or 'none'}. "
@@ -81,6 +86,30 @@ def clinic_markdown(result: dict, *, banner: bool = True) -> str:
     return "\n".join(out) + "\n"
 
 
+def _undefined(s: dict) -> str:
+    """`` over N patients (K with an empty mask: no HD95)`` when some patients have no value."""
+    if not s.get("undefined"):
+        return ""
+    return f" over {s['n']} patients ({s['undefined']} with an empty mask: no HD95)"
+
+
+ANSWER_ROWS = (("coverage (answered)", "coverage"), ("refer rate", "refer"),
+               ("accuracy among the answered", "accuracy"),
+               ("malignant sensitivity among the answered", "sensitivity"),
+               ("specificity among the answered", "specificity"))
+
+
+def answer_rows(answers: dict | None) -> list[str]:
+    """The answer (the checkpoint's decision record) in both settings, with Wilson CIs."""
+    if not answers:
+        return []
+    out = ["", "### The answer (decision record of the checkpoint)", "",
+           "| patients | manifest masks | automatic masks |", "|---|---|---|"]
+    out += [f"| {name} | {fmt_rate(answers['given'][key])} | {fmt_rate(answers['auto'][key])} |"
+            for name, key in ANSWER_ROWS]
+    return out
+
+
 def clinic_lines(result: dict) -> list[str]:
     """The few lines ``evaluate``/``fit`` print: accuracy in both settings, Dice, detection."""
     g, a = result["settings"]["given"]["accuracy"], result["settings"]["auto"]["accuracy"]
@@ -90,6 +119,14 @@ def clinic_lines(result: dict) -> list[str]:
               f"accuracy (rule) with manifest masks {fmt_rate(g)}, with automatic masks {fmt_rate(a)}; "
               f"difference {result['accuracy_difference']:+.3f}; {len(result['changed'])} diagnosis(es) change",
               f"segmenter: gland Dice {_num(seg['gland_dice']['mean'])}, tumour Dice "
-              f"{_num(seg['tumour_dice']['mean'])}, tumour HD95 {_num(seg['tumour_hd95_mm']['mean'], 2)} mm; "
-              f"side-level tumour detection accuracy {fmt_rate(det['accuracy'])}"]
+              f"{_num(seg['tumour_dice']['mean'])}, tumour HD95 {_num(seg['tumour_hd95_mm']['mean'], 2)} mm"
+              f"{_undefined(seg['tumour_hd95_mm'])}; "
+              f"side-level tumour detection: found {det['sensitivity']['k']}/{det['sensitivity']['n']} "
+              f"tumour sides, false alarms on {len(det['false_alarms'])} of {det['sides']} sides, "
+              f"accuracy {fmt_rate(det['accuracy'])}"]
+    for key, words in (("given", "manifest masks"), ("auto", "automatic masks")):
+        r = (result.get("answers") or {}).get(key)
+        if r:
+            lines.append(f"answer, {words}: coverage {fmt_rate(r['coverage'])}, accuracy among answered "
+                         f"{fmt_rate(r['accuracy'])}, malignant sensitivity {fmt_rate(r['sensitivity'])}")
     return lines + [f"WARNING: {w}" for w in result.get("warnings", [])]

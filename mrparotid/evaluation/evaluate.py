@@ -4,6 +4,7 @@ channel-ablation comparison (the paper's Table 3)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pandas as pd
 from mrparotid.constants import CLASSES
 from mrparotid.errors import InputError
 from mrparotid.evaluation import stats
-from mrparotid.evaluation.calibration import calibration_section
+from mrparotid.evaluation.answers import answer_section
 from mrparotid.evaluation.bootstrap import (BOOTSTRAP_METHOD, accuracy, bootstrap_accuracy, bootstrap_micro_auc,
                                             bootstrap_paired_difference, micro_auc)
 from mrparotid.evaluation.metrics import check_scorable, label_arrays, patient_metrics, slice_metrics
@@ -45,7 +46,8 @@ def _slice_rows(sm: dict) -> list[dict]:
 def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, *,
                          val_preds: pd.DataFrame | str | Path | None = None, malignant_min_slices: int = 2,
                          synthetic: bool = False, title: str = "", val_source: str = "",
-                         calibration: dict | None = None, refer: dict | None = None) -> dict:
+                         decision=None, decision_cfg: dict | None = None,
+                         decision_source: str = "") -> dict:
     """Evaluate slice predictions at slice and patient level and write a report.
 
     Parameters
@@ -56,19 +58,20 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
         Receives ``metrics.json``, ``confusion.csv``, ``slice_metrics.csv``, ``patients.csv``,
         ``confusion.png``, ``roc.png``, ``report.md``.
     val_preds : DataFrame or path, optional
-        Validation predictions used only to choose the soft-vote threshold (else 0.5, and the
-        report says it was not chosen on validation).
+        Validation predictions, used only when no ``decision`` record is given: one is then
+        fitted here on them (:func:`mrparotid.decision.fit.fit_decision`, ``decision_cfg``).
+        Without either, the answer refers everyone and the soft vote uses 0.5, and the report
+        says so.
     val_source : str
         Where ``val_preds`` come from, as the report names it (default: its file name).
     malignant_min_slices : int
-        Passed to :func:`mrparotid.inference.decide.decide_patient`.
+        Passed to :func:`mrparotid.decision.rule.decide_patient`.
     synthetic : bool
         Mark report and figures as synthetic data (no clinical claim); also set when the
         predictions file starts with ``# SYNTHETIC``.
-    calibration, refer : dict, optional
-        The checkpoint's calibration record (None: fitted here on ``val_preds``) and the
-        ``refer:`` config section; see :func:`mrparotid.evaluation.calibration.calibration_section`
-        (``metrics["calibration"]``: ECE/Brier before/after, p(malignant) AUC, refer band).
+    decision : DecisionRecord, optional
+        The checkpoint's decision record (``decision_source`` says where it came from);
+        ``metrics["answer"]`` scores it (:func:`mrparotid.evaluation.answers.answer_section`).
 
     Returns
     -------
@@ -94,8 +97,21 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sm = slice_metrics(df)
-    pm, table = patient_metrics(df, val_preds=val, malignant_min_slices=malignant_min_slices,
-                                val_source=val_source)
+    if decision is None and val is not None:
+        from mrparotid.decision.fit import fit_decision
+        from mrparotid.evaluation.metrics import patient_slices
+
+        decision = fit_decision(patient_slices(val)[0], decision_cfg, source=f"fitted here on {val_source}",
+                                warn=False)
+        decision_source = decision.source
+    if isinstance(decision, Mapping):       # cross-validation: each fold's record for its own patients
+        soft = ({pid: r.soft_threshold for pid, r in decision.items()},
+                f"each fold's own, chosen like the answer's rule-out edge ({decision_source}); median shown")
+    else:
+        soft = ((decision.soft_threshold, f"chosen like the answer's rule-out edge on {decision.n_val_malignant} "
+                 f"malignant validation patients ({decision_source})") if decision is not None else (None, ""))
+    pm, table = patient_metrics(df, soft_threshold=soft[0], soft_source=soft[1],
+                                malignant_min_slices=malignant_min_slices)
     y, _, p = label_arrays(df)
     files = {"metrics": "metrics.json", "confusion_csv": "confusion.csv", "slice_metrics": "slice_metrics.csv",
              "patients": "patients.csv", "confusion_png": "confusion.png", "roc_png": "roc.png",
@@ -104,9 +120,10 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
                "bootstrap_method": BOOTSTRAP_METHOD, "warnings": warnings,
                "unlabelled_rows": int(df.attrs.get("unlabelled_rows", 0)),
                "slice": sm, "patient": pm, "files": files}
-    metrics["calibration"] = calibration_section(df, out, val=val, calibration=calibration, refer_cfg=refer,
-                                                 synthetic=synthetic, title=title)
-    files.update(metrics["calibration"]["files"])
+    metrics["answer"] = answer_section(df, out, decision, source=decision_source or "none",
+                                       malignant_min_slices=malignant_min_slices, synthetic=synthetic,
+                                       title=title)
+    files.update(metrics["answer"]["files"])
     write_text(out / files["confusion_csv"], pd.DataFrame(
         sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"), columns=list(CLASSES)).to_csv())
     rows = pd.DataFrame(_slice_rows(sm))
@@ -206,17 +223,20 @@ def ablation_table(results: list[dict], reference_name: str, out_dir: str | Path
 
 
 def add_error_pictures(out_dir: str | Path, metrics: dict, *, checkpoint: str | Path | None = None,
-                       cfg: dict | None = None) -> dict[str, Path] | None:
+                       cfg: dict | None = None, ids: Mapping[str, str] | None = None
+                       ) -> dict[str, Path] | None:
     """Write a montage per patient the rule misdiagnosed beside ``report.md`` and append a section
     listing them to it (:mod:`mrparotid.report.misdiagnosed`). Without ``checkpoint`` (an
     evaluation of a predictions CSV: no crops) the section says montages need ``--checkpoint``.
-    Returns patient → montage path, or None without a checkpoint."""
+    ``ids``: the manifest id of each (pseudonymised) id in ``metrics``. Returns patient →
+    montage path, or None without a checkpoint."""
     from mrparotid.io.atomic import write_text
     from mrparotid.report.misdiagnosed import error_montages, montage_section
 
     wrong = metrics["patient"]["rule"]["misdiagnosed"]
     written = (None if checkpoint is None else
-               error_montages(checkpoint, cfg, wrong, out_dir, synthetic=bool(metrics.get("synthetic"))))
+               error_montages(checkpoint, cfg, wrong, out_dir, synthetic=bool(metrics.get("synthetic")),
+                              ids=ids))
     report = Path(out_dir) / metrics["files"]["report"]
     write_text(report, report.read_text(encoding="utf-8").rstrip("\n") + "\n"
                + montage_section(wrong, written))

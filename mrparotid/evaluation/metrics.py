@@ -156,48 +156,28 @@ def _patient_summary(truth: dict[str, str], called: dict[str, str]) -> dict:
             "misdiagnosed": sorted(pid for pid, t in truth.items() if called[pid] != t)}
 
 
-def choose_soft_threshold(val: pd.DataFrame, source: str = "validation predictions") -> tuple[float, str]:
-    """Soft-vote threshold from validation patients: maximise benign-vs-malignant Youden's J
-    (sensitivity + specificity - 1, positive = malignant), then exact-diagnosis accuracy, then
-    closeness to 0.5; candidates are midpoints between consecutive patient mean malignant
-    probabilities over their tumour slices. Returns (threshold, source); (0.5, reason) when val
-    lacks either group."""
-    from mrparotid.inference.decide import soft_vote, tumour_mean_malignant
-    pats, _ = _patients(val)
-    truth = {pid: t for pid, (t, _, _) in pats.items()}
-    if not any(t == "malignant" for t in truth.values()) or all(t == "malignant" for t in truth.values()):
-        return 0.5, f"default 0.5: the validation set ({source}) lacks malignant or benign patients"
-    scores = np.unique([tumour_mean_malignant(p, m) for _, p, m in pats.values()])
-    cands = np.unique(np.clip(np.r_[scores[0] / 2, (scores[:-1] + scores[1:]) / 2, (scores[-1] + 1) / 2], 0, 1))
-    best = None
-    for th in cands:
-        s = _patient_summary(truth, {pid: soft_vote(p, th, m) for pid, (_, p, m) in pats.items()})
-        b = s["benign_vs_malignant"]
-        key = (b["sensitivity"]["estimate"] + b["specificity"]["estimate"] - 1,
-               s["accuracy"]["estimate"], -abs(th - 0.5))
-        if best is None or key > best[0]:
-            best = (key, float(th))
-    return best[1], (f"chosen on {len(pats)} validation patients ({source}): "
-                     "max Youden J, then accuracy")
-
-
-def patient_metrics(df: pd.DataFrame, *, val_preds: pd.DataFrame | None = None,
-                    malignant_min_slices: int = 2,
-                    val_source: str = "validation predictions") -> tuple[dict, pd.DataFrame]:
+def patient_metrics(df: pd.DataFrame, *, soft_threshold: float | dict | None = None, soft_source: str = "",
+                    malignant_min_slices: int = 2) -> tuple[dict, pd.DataFrame]:
     """Patient-level metrics (Table 5; rule and soft vote) and a per-patient table.
 
     The soft vote averages the malignant probability over each patient's tumour slices
-    (``true != no_tumour``); its threshold is chosen on ``val_preds`` (named ``val_source`` in the
-    report) by :func:`choose_soft_threshold`, else 0.5 and the report says so.
+    (``true != no_tumour``); its cut ``soft_threshold`` is the decision record's (chosen on
+    validation like the answer's rule-out edge, :func:`mrparotid.decision.fit.soft_cut`, and named
+    by ``soft_source``), else 0.5 and the report says it was not chosen on validation.
     """
-    from mrparotid.inference.decide import decide_patient, soft_vote, tumour_mean_malignant
+    from mrparotid.decision.rule import decide_patient, soft_vote, tumour_mean_malignant
     pats, excluded = _patients(df)
-    threshold, source = (choose_soft_threshold(val_preds, val_source) if val_preds is not None
-                         else (0.5, "default 0.5, NOT chosen on validation (no validation predictions given)"))
+    if isinstance(soft_threshold, dict):     # one cut per patient (each CV fold's own)
+        cuts, source = {str(k): float(v) for k, v in soft_threshold.items()}, soft_source
+        threshold = float(np.median(list(cuts.values()))) if cuts else 0.5
+    else:
+        threshold, source = ((float(soft_threshold), soft_source) if soft_threshold is not None
+                             else (0.5, "default 0.5, NOT chosen on validation (no validation predictions given)"))
+        cuts = {}
     rows, truth, rule, soft = [], {}, {}, {}
     for pid, (t, p, m) in pats.items():
         d = decide_patient(p, malignant_min_slices=malignant_min_slices)
-        truth[pid], rule[pid], soft[pid] = t, d.diagnosis, soft_vote(p, threshold, m)
+        truth[pid], rule[pid], soft[pid] = t, d.diagnosis, soft_vote(p, cuts.get(pid, threshold), m)
         rows.append({"patient_id": pid, "true": t, "n_slices": len(p),
                      **{f"n_pred_{c}": d.counts[c] for c in CLASSES},
                      "rule_diagnosis": d.diagnosis, "rule_correct": d.diagnosis == t,

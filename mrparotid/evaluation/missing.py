@@ -133,3 +133,28 @@ def format_missing(table: pd.DataFrame) -> str:
                      f"{r['dropout_acc']:>6.3f} {_ci(r['dropout_lo'], r['dropout_hi']):>15} "
                      f"{r['diff']:>+7.3f} {_ci(r['diff_lo'], r['diff_hi']):>16}  {_target(r)}")
     return "\n".join(lines)
+
+
+def subset_answers(preds: dict[str, str | Path], record, malignant_min_slices: int = 2) -> dict[str, dict]:
+    """The dropout model's answer (its own decision record, chosen with every series present) on
+    each series subset's test predictions: subset → coverage, refer rate, accuracy, malignant
+    sensitivity and specificity among the answered, Wilson CIs."""
+    from mrparotid.evaluation.answers import score_answers
+
+    return {subset: score_answers(as_predictions(path), record, malignant_min_slices)[1]
+            for subset, path in preds.items()}
+
+
+def subset_answers_markdown(answers: dict[str, dict]) -> str:
+    """The answer per series subset, for ``missing.md``."""
+    def rate(r: dict) -> str:
+        return f"{r['estimate']:.3f} ({r['k']}/{r['n']})" if r.get("n") else "n/a"
+
+    md = ["## The answer per series subset (dropout model, its decision record)", "",
+          "The record was chosen on the validation patients with every series present; it is applied "
+          "unchanged to each subset. Wilson CIs are in missing.json.", "",
+          "| series given | coverage | refer rate | accuracy (answered) | malignant sensitivity (answered) "
+          "| specificity (answered) |", "|---|---|---|---|---|---|"]
+    md += [f"| {subset} | {rate(r['coverage'])} | {rate(r['refer'])} | {rate(r['accuracy'])} | "
+           f"{rate(r['sensitivity'])} | {rate(r['specificity'])} |" for subset, r in answers.items()]
+    return "\n".join(md) + "\n"

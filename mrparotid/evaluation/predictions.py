@@ -8,9 +8,13 @@ The predictions CSV has one slice a row::
 ``R``, ``index`` the slice index, the ``p_*`` columns class probabilities in [0, 1] whose
 largest entry is ``pred``. They are always the model's raw (uncalibrated, temperature 1) softmax:
 the checkpoint's temperature is applied once, by the reader that needs calibrated numbers
-(:mod:`mrparotid.inference.calibrate`), never written here. Leading lines that start with ``#`` are comments; a first line
+(:mod:`mrparotid.decision.temperature`), never written here. Leading lines that start with ``#`` are comments; a first line
 ``# SYNTHETIC ...`` (see :data:`SYNTHETIC_LINE`) marks predictions on synthetic (phantom) data, and
 every report made from the file carries the synthetic banner.
+
+``diagnose --csv`` adds a ``missing_series`` column (:data:`OPTIONAL_COLUMNS`): the series the
+patient lacked, ``;``-separated (e.g. ``CE-T1``), empty when every series was there. Readers keep
+it when present and need it nowhere.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mrparotid.constants import CLASSES
+from mrparotid.constants import CLASSES, SERIES
 from mrparotid.errors import InputError
 from mrparotid.io.atomic import atomic_path
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
 KEY: list[str] = ["patient_id", "side", "index"]
+#: Columns kept when a file has them: ``missing_series`` (``diagnose --csv``).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("missing_series",)
 #: First line of a predictions CSV made from synthetic data.
 SYNTHETIC_LINE = "# SYNTHETIC data (phantom cohort) - not clinical; reports made from this file say so"
 _FIX = "write it with 'mrparotid fit', 'mrparotid diagnose --csv' or 'mrparotid evaluate --checkpoint' (header: " + ",".join(COLUMNS) + ")"
@@ -43,7 +49,7 @@ def check_predictions(df: pd.DataFrame, source: str, *, keep_unlabelled: bool = 
         raise InputError(f"missing column(s) {', '.join(missing)}", path=source, fix=_FIX)
     if df.empty:
         raise InputError("no prediction rows", path=source, fix="predict at least one slice")
-    df = df.loc[:, list(COLUMNS)].copy()
+    df = df.loc[:, list(COLUMNS) + [c for c in OPTIONAL_COLUMNS if c in df.columns]].copy()
     unlabelled = df["true"].isna() | (df["true"].astype(str).str.strip() == "")
     attrs = dict(df.attrs)
     n_unlabelled = int(unlabelled.sum()) + int(attrs.get("unlabelled_rows", 0))  # re-checks keep the count
@@ -62,6 +68,13 @@ def check_predictions(df: pd.DataFrame, source: str, *, keep_unlabelled: bool = 
         raise InputError(f"line {lines[i]}: {what}", path=source, fix=fix)
 
     df["patient_id"] = df["patient_id"].fillna("").astype(str).str.strip()
+    if "missing_series" in df.columns:
+        df["missing_series"] = df["missing_series"].fillna("").astype(str).str.strip()
+        wrong = df["missing_series"].map(lambda v: not set(filter(None, v.split(";"))) <= set(SERIES))
+        if wrong.any():
+            i = int(np.flatnonzero(wrong.to_numpy())[0])
+            bad(i, f"missing_series {df['missing_series'].iloc[i]!r} is not a list of series",
+                "write the missing series separated by ';' (" + ", ".join(SERIES) + "), or leave it empty")
     df["side"] = df["side"].astype(str).str.strip().str.upper()
     for col in ("true", "pred"):
         df[col] = df[col].astype(str).str.strip()
@@ -133,7 +146,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     try:
         n_comments, synthetic = _comment_lines(path)
-        df = pd.read_csv(path, dtype={"patient_id": str, "side": str, "true": str, "pred": str},
+        df = pd.read_csv(path, dtype={"patient_id": str, "side": str, "true": str, "pred": str,
+                                      "missing_series": str},
                          keep_default_na=False, skipinitialspace=True, skiprows=n_comments)
     except FileNotFoundError:
         raise InputError("file not found", path=path, fix="check the path") from None
@@ -160,6 +174,20 @@ def write_predictions(df_or_records: pd.DataFrame | list[dict], path: str | Path
             fh.write(SYNTHETIC_LINE + "\n")
         df.sort_values(KEY).to_csv(fh, index=False, float_format="%.6g")
     return path
+
+
+def write_report_slices(reports: list[dict], path: str | Path) -> Path:
+    """``diagnose --csv``: every predicted slice of the report dicts as a row, ``true`` empty
+    where unknown, ``missing_series`` the patient's missing series (``;``-separated, empty when
+    none); synthetic when any report is."""
+    rows = [{"patient_id": r["patient_id"], "side": s["side"], "index": s["index"],
+             "true": s.get("true", ""), "pred": s["pred"],
+             **{f"p_{c}": p for c, p in s["probs"].items()},
+             "missing_series": ";".join(r.get("missing_series") or ())}
+            for r in reports for s in r["slices"]]
+    df = pd.DataFrame(rows, columns=[*COLUMNS, "missing_series"])
+    return write_predictions(df, path, synthetic=any(r.get("synthetic") for r in reports),
+                             keep_unlabelled=True)
 
 
 def pool_predictions(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

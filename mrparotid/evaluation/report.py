@@ -9,7 +9,7 @@ import numpy as np
 
 from mrparotid.constants import CLASSES
 from mrparotid.evaluation.bootstrap import BOOTSTRAP_METHOD
-from mrparotid.evaluation.calibration_report import calibration_markdown
+from mrparotid.evaluation.answers import answer_markdown
 from mrparotid.evaluation.metrics import INDEPENDENT_NOTE
 from mrparotid.evaluation.plots import pretty_class
 
@@ -118,7 +118,7 @@ def evaluation_markdown(m: dict, synthetic: bool, title: str) -> str:
     if pm["excluded_no_tumour_only"]:
         out += ["", "Excluded from patient level (no tumour slice in the CSV): "
                 + ", ".join(pm["excluded_no_tumour_only"])]
-    out += calibration_markdown(m.get("calibration"))
+    out += answer_markdown(m.get("answer"))
     out += [""] + methods_markdown(m.get("bootstrap_method", BOOTSTRAP_METHOD))
     return "\n".join(out)
 

@@ -14,8 +14,8 @@ import numpy as np
 from mrparotid.constants import CLASSES
 from mrparotid.data.grid import Study
 from mrparotid.data.preprocess import PatientSlices
-from mrparotid.inference.decide import PatientDecision
-from mrparotid.inference.refer import refer_line, refer_report
+from mrparotid.decision.rule import PatientDecision
+from mrparotid.inference.answer import answer_lines, answer_report
 from mrparotid.errors import InputError, MissingSeriesError
 from mrparotid.inference.missing import missing_series, missing_series_error, required_series
 from mrparotid.io.manifest import PatientCase
@@ -111,7 +111,7 @@ def predict_patient(case: PatientCase, loaded: LoadedModel, *, roles_file: str |
     given_tumour = masks.source["tumour"] == "given"
     pred = predict_study(study, loaded, case.diagnosis if given_tumour else None,
                          all_slices=all_slices, labelled=masks.source["tumour"] != "auto")
-    notes = [SCREENING_NOTE] if all_slices else []
+    notes = ([SCREENING_NOTE] if all_slices else []) + list(read.notes)   # e.g. interpolated DICOM slices
     if series_mask == "gland" and not tumour_known:
         notes.append(GLAND_WITHOUT_TUMOUR)
     if masks.source["tumour"] == "auto" and not tumour_known:
@@ -147,11 +147,11 @@ def tumour_on_slices(evidence: PatientEvidence) -> np.ndarray | None:
     return evidence.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
 
 
-def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
-    """The report dict: ``patient_id, diagnosis, counts, slices, rule, model, synthetic``
-    (+ ``notes``, ``true_diagnosis`` when known); ``diagnosis`` is the rule's (the paper's) and
-    ``p_malignant, aggregation, answer, refer_band, calibration`` come from the checkpoint's
-    calibration (:func:`mrparotid.inference.refer.refer_report`)."""
+def build_report(evidence: PatientEvidence, loaded: LoadedModel, decision_cfg: dict | None = None) -> dict:
+    """The report dict. First the answer (:func:`mrparotid.inference.answer.answer_report`:
+    ``answer, answer_reason, headline, p_malignant, decision``), then ``patient_id, diagnosis``
+    (the paper's rule), ``counts, slices, rule, model, synthetic`` (+ ``notes``,
+    ``true_diagnosis`` when known). ``decision_cfg``: the ``decision:`` config (segmenter floors)."""
     case, decision, meta = evidence.case, evidence.decision, loaded.meta
     report = {"patient_id": case.patient_id, "diagnosis": decision.diagnosis, "counts": decision.counts,
               "slices": slice_rows(evidence), "rule": decision.trace,
@@ -161,10 +161,10 @@ def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
     if evidence.notes:
         report["notes"] = list(evidence.notes)
     report["missing_series"] = list(evidence.missing_series)    # [] when every series is there
-    report.update(refer_report(evidence.probs, tumour_on_slices(evidence), meta, decision.diagnosis))
+    report = {**answer_report(evidence, loaded, tumour_on_slices(evidence), decision_cfg), **report}
     report.update(mask_report(evidence))
-    if report["calibration"].get("temperature_note"):     # calibration not identified on validation
-        report["warnings"] = [*report.get("warnings", []), report["calibration"]["temperature_note"]]
+    if report["decision"].get("temperature_note"):     # calibration not identified on validation
+        report["warnings"] = [*report.get("warnings", []), report["decision"]["temperature_note"]]
     report["model"]["series_dropout"] = float(meta.get("series_dropout", 0.0))
     if case.diagnosis:
         report["true_diagnosis"] = case.diagnosis
@@ -173,10 +173,10 @@ def build_report(evidence: PatientEvidence, loaded: LoadedModel) -> dict:
 
 def diagnose_case(case: PatientCase, loaded: LoadedModel, *, roles_file: str | Path | None = None,
                   hint: str = "manifest", segmenter: Segmenter | None = None,
-                  all_slices: bool = False) -> dict:
+                  all_slices: bool = False, decision_cfg: dict | None = None) -> dict:
     """:func:`predict_patient` then :func:`build_report`: the report dict of one patient."""
     return build_report(predict_patient(case, loaded, roles_file=roles_file, hint=hint,
-                                        segmenter=segmenter, all_slices=all_slices), loaded)
+                                        segmenter=segmenter, all_slices=all_slices), loaded, decision_cfg)
 
 
 def mask_report(evidence: PatientEvidence) -> dict:
@@ -218,10 +218,11 @@ def _synthetic_dir(patient_dir: Path) -> bool:
 
 def format_report(report: dict) -> str:
     """Short human summary: diagnosis, counts, per-slice table."""
-    lines = []
+    lines = [f"patient {report['patient_id']}: {report['headline']}" if "headline" in report else
+             f"patient {report['patient_id']}: {report['diagnosis'].replace('_', ' ')}"]
     if report.get("synthetic"):
         lines.append("[SYNTHETIC data or model - not a clinical result]")
-    lines.append(f"patient {report['patient_id']}: {report['diagnosis'].replace('_', ' ')}"
+    lines.append(f"the paper's rule: {report['diagnosis'].replace('_', ' ')}"
                  + (f"   (manifest: {report['true_diagnosis']})" if report.get("true_diagnosis") else ""))
     counts = report["counts"]
     lines.append("slices by predicted class: " + ", ".join(f"{c} {counts[c]}" for c in CLASSES))
@@ -232,7 +233,7 @@ def format_report(report: dict) -> str:
         lines.append(f"missing series: {', '.join(report['missing_series'])} (answered without "
                      "it by a model trained with series dropout; its input is zero, flagged absent)")
     lines.extend(mask_lines(report))
-    lines.extend([refer_line(report)] if "answer" in report else [])
+    lines.extend(answer_lines(report) if "answer" in report else [])
     lines.extend(f"note: {n}" for n in report.get("notes", []))
     with_truth = any("true" in s or "tumour_in_mask" in s for s in report["slices"])
     truth_head = f"{'true':<20} " if with_truth else ""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mrparotid.data.grid import Study
-from mrparotid.data.sides import SIDES, side_regions
+from mrparotid.data.sides import SIDES, find_sides
 from mrparotid.errors import CheckpointError, ConfigError, InputError
 
 MASK_ROLES: tuple[str, ...] = ("gland", "tumour")
@@ -137,7 +137,8 @@ def resolve_masks(study: Study, segmenter: Segmenter | None, *, use_given: bool 
         raise InputError("the segmenter found no parotid gland", patient=study.patient_id,
                          path=segmenter.path, fix=NO_GLAND_FIX)
     filled = replace(study, gland=masks["gland"], tumour=masks["tumour"])
-    regions = side_regions(filled)
+    sides = find_sides(filled)
+    regions = sides.regions
     tumour = masks["tumour"]
     found = {s: (None if tumour is None else bool((tumour > 0)[regions[s]].any())) for s in regions}
     warnings = []
@@ -146,6 +147,7 @@ def resolve_masks(study: Study, segmenter: Segmenter | None, *, use_given: bool 
         missing = next(s for s in SIDES if s != side)
         warnings.append(f"the segmenter found a parotid gland on side {side} only: side {missing} "
                         "is not diagnosed (check the field of view, or give parotid.nii.gz)")
+    warnings.extend(sides.warnings)          # side unknown, or named by the sign of LPS x
     return StudyMasks(filled, source, found, tuple(warnings), segmenter.path if wanted else None)
 
 

@@ -35,7 +35,7 @@ def predict_probs(model: torch.nn.Module, x_uint8: np.ndarray | torch.Tensor, *,
 
     ``temperature`` divides the logits before the softmax (temperature scaling); the package's
     own paths keep 1.0 (raw probabilities) and calibrate once, from the raw ones, with
-    :func:`mrparotid.inference.calibrate.apply_temperature`, which gives the same numbers.
+    :func:`mrparotid.decision.temperature.apply_temperature`, which gives the same numbers.
     """
     temperature = float(temperature)
     if not temperature > 0:

@@ -20,7 +20,7 @@ from mrparotid.data.grid import Study
 from mrparotid.data.labels import UNLABELLED
 from mrparotid.data.preprocess import PatientSlices, slices_of_study
 from mrparotid.data.series_dropout import present_of
-from mrparotid.inference.decide import PatientDecision, decide_patient
+from mrparotid.decision.rule import PatientDecision, decide_patient
 from mrparotid.inference.predict import predict_probs
 from mrparotid.models.checkpoint import LoadedModel
 

@@ -4,7 +4,11 @@ The folder layout is the contract users follow (README, "Data layout"):
 
 - three series, each one image file (``.nii``, ``.nii.gz``, ``.nrrd``, ``.mha``, ``.mhd``) or a
   folder holding the DICOM files of that one series, named (any letter case)
-  ``T1``/``T1W``; ``CE-T1``/``CE_T1``/``T1C``/``T1CE``/``T1+C``; ``T2``/``T2W``;
+  ``T1``/``T1W``; ``CE-T1``/``CE_T1``/``T1C``/``T1CE``/``T1+C``; ``T2``/``T2W``; an image FILE
+  may also carry the protocol name a scanner writes (``t2_tse_ax.nii``, ``t1_vibe_fs_tra_post``,
+  ``T1_FS_GD``, ...), read by the role rules of DICOM descriptions
+  (:func:`mrparotid.dicom.roles.role_of_name`, ``configs/dicom_roles.yaml``); an exact name above
+  wins over a protocol name for the same role;
 - ``parotid.*`` (``gland.*``, ``parotid_mask.*``): nonzero = parotid gland (1/2 may mark sides);
 - ``tumor.*`` (``tumour.*``, ``lesion.*``): nonzero = tumour; required to train.
 """
@@ -18,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from mrparotid.constants import SERIES as SERIES_ROLES
+from mrparotid.dicom.roles import role_of_name
 from mrparotid.errors import InputError, MissingSeriesError
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -31,7 +37,12 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "tumour": ("TUMOR", "TUMOUR", "LESION"),
 }
 MASK_ROLES = ("gland", "tumour")
-SERIES_ROLES = ("T1", "CE-T1", "T2")
+#: Scanner protocol names the role rules accept, shown in the missing-series message.
+PROTOCOL_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "T1": ("t1_tse_tra", "T1W_SE"), "CE-T1": ("t1_vibe_fs_tra_post", "T1_FS_GD"),
+    "T2": ("t2_tse_ax", "T2W_TSE")}
+#: A file name holding one of these words is never a series by protocol name (a mask, a label).
+NOT_A_SERIES = re.compile(r"(?i)(mask|seg|label|roi|contour|parotid|gland|tumou?r|lesion)")
 
 
 @dataclass(frozen=True)
@@ -80,18 +91,38 @@ def role_of(path: Path) -> str | None:
 
     >>> role_of(Path("t1+c.nii.gz")), role_of(Path("Tumour.nrrd")), role_of(Path("notes.txt"))
     ('CE-T1', 'tumour', None)
+    >>> role_of(Path("t2_tse_ax.nii")), role_of(Path("t1_vibe_fs_tra_post.nii.gz"))
+    ('T2', 'CE-T1')
     """
-    stem = path.name if path.is_dir() else _strip_suffix(path.name)
+    return name_role(path)[0]
+
+
+def name_role(path: Path) -> tuple[str | None, bool]:
+    """(role, whether by an exact name of :data:`ROLE_NAMES`) of a file or folder name; a
+    protocol name counts for image files only (a DICOM study's folders carry protocol names)."""
+    is_dir = path.is_dir()
+    stem = path.name if is_dir else _strip_suffix(path.name)
     if stem is None:
-        return None
+        return None, False
     key = stem.upper()
     for role, names in ROLE_NAMES.items():
         if key in names:
             # masks are files only; a folder named like a mask is not a DICOM series
-            if path.is_dir() and role in MASK_ROLES:
-                return None
-            return role
-    return None
+            if is_dir and role in MASK_ROLES:
+                return None, False
+            return role, True
+    if is_dir or NOT_A_SERIES.search(stem):
+        return None, False
+    return role_of_name(stem), False
+
+
+def accepted_names(role: str) -> str:
+    """The names a role's entry may have, for messages."""
+    if role in MASK_ROLES:
+        return "/".join(n.lower() for n in ROLE_NAMES[role]) + " (.nii/.nii.gz/.nrrd/.mha/.mhd)"
+    return ("/".join(ROLE_NAMES[role]) + " (a file .nii/.nii.gz/.nrrd/.mha/.mhd or a DICOM folder), "
+            f"or a scanner protocol name the {role} role rule of configs/dicom_roles.yaml "
+            f"matches (a file, e.g. {' or '.join(n + '.nii.gz' for n in PROTOCOL_EXAMPLES[role])})")
 
 
 #: Fix for a missing patient folder, by where the folder was named (``hint``).
@@ -124,11 +155,13 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
     if not entries:
         raise InputError("patient folder is empty", patient=pid, path=patient_dir,
                          fix="put T1, CE-T1, T2 and parotid/tumour masks in it (see README)")
-    found: dict[str, list[Path]] = {}
+    exact: dict[str, list[Path]] = {}
+    by_protocol: dict[str, list[Path]] = {}
     for entry in entries:
-        role = role_of(entry)
+        role, is_exact = name_role(entry)
         if role is not None:
-            found.setdefault(role, []).append(entry)
+            (exact if is_exact else by_protocol).setdefault(role, []).append(entry)
+    found = {**by_protocol, **exact}            # an exact name wins over protocol names
     for role, paths in found.items():
         if len(paths) > 1:
             names = ", ".join(p.name for p in paths)
@@ -138,30 +171,47 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
                 + (["tumour"] if require_tumour else []))
     for role in required:
         if role not in found:
-            names = "/".join(n.lower() if role in MASK_ROLES else n for n in ROLE_NAMES[role])
-            where = dict(patient=pid, path=patient_dir / names.split("/")[0],
-                         fix=f"add one named {names} (file .nii/.nii.gz/.nrrd/.mha/.mhd"
-                             + (")" if role in MASK_ROLES else " or a DICOM folder)"))
+            seen = _listing(entries)
+            what = "mask" if role in MASK_ROLES else "series"
+            where = dict(patient=pid, path=patient_dir,
+                         fix=f"name the {role} {what} {accepted_names(role)}")
+            message = f"no {role} {what} found among the entries {seen}"
             if role in MASK_ROLES:
-                raise InputError(f"no {role} mask found", **where)
-            raise MissingSeriesError(f"no {role} series found", role=role, **where)
+                raise InputError(message, **where)
+            raise MissingSeriesError(message, role=role, **where)
     return PatientFiles(pid, patient_dir, {role: paths[0] for role, paths in found.items()})
 
 
-def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
+def _listing(entries: list[Path], most: int = 12) -> str:
+    """``(a.nii.gz, b/, ...)``: the names of ``entries`` (folders with a slash), at most ``most``."""
+    names = [e.name + ("/" if e.is_dir() else "") for e in entries]
+    more = f", ... {len(names) - most} more" if len(names) > most else ""
+    return f"({', '.join(names[:most])}{more})"
+
+
+def read_image(path: Path, *, patient: str | None = None,
+               max_gap_slices: int | None = None) -> sitk.Image:
     """Read one series or mask (file or DICOM folder) as a 3-D float32 image, LPS mm geometry.
+    ``max_gap_slices``: a DICOM folder's most missing slices in a row filled in by interpolation
+    (default :data:`mrparotid.dicom.geometry.MAX_MISSING_SLICES`); the image records where
+    (:func:`mrparotid.dicom.series.interpolated_positions`).
 
     Raises
     ------
     InputError
         Unreadable/truncated file, not 3-D, non-finite voxel values, a zero or negative spacing,
-        or a direction matrix that is not a rotation.
+        a direction matrix that is not a rotation, or a DICOM folder with a damaged file or too
+        long a gap.
     """
-    from mrparotid.dicom.series import read_dicom_series
+    from mrparotid.dicom.geometry import MAX_MISSING_SLICES
+    from mrparotid.dicom.series import interpolated_positions, mark_interpolated, read_dicom_series
 
     path = Path(path)
+    filled: tuple[float, ...] = ()
     if path.is_dir():
-        image = read_dicom_series(path, patient=patient)
+        image = read_dicom_series(path, patient=patient, max_gap_slices=MAX_MISSING_SLICES
+                                  if max_gap_slices is None else max_gap_slices)
+        filled = interpolated_positions(image)
     else:
         try:
             image = sitk.ReadImage(str(path))
@@ -184,7 +234,7 @@ def read_image(path: Path, *, patient: str | None = None) -> sitk.Image:
     if n_bad:
         raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
                          fix="re-export the series; NaN/inf are not valid MR intensities")
-    return image
+    return mark_interpolated(image, filled)
 
 
 def _check_geometry(image: sitk.Image, path: Path, patient: str | None) -> None:

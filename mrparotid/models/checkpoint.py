@@ -14,10 +14,14 @@ from mrparotid.config import channel_options, config_hash, preprocess_config
 from mrparotid.constants import CLASSES
 from mrparotid.data.series_dropout import series_flags_for
 from mrparotid.errors import CheckpointError
+from mrparotid.models.checkpoint_schema import CLASSIFIER_FORMAT, network_from
 from mrparotid.models.factory import build_classifier
 from mrparotid.models.resnet import ResNet
 
-FORMAT = "mrparotid-checkpoint-1"
+FORMAT = CLASSIFIER_FORMAT
+#: What to do about a checkpoint whose record or weights do not check out.
+DAMAGED_FIX = ("the checkpoint is damaged, edited or from another mrparotid version: use the file "
+               "its run wrote, or re-train with 'mrparotid fit'")
 
 
 def checkpoint_meta(cfg: dict, synthetic: bool, split: dict | None = None) -> dict:
@@ -99,7 +103,8 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     Raises
     ------
     CheckpointError
-        File missing, unreadable, or not written by ``mrparotid fit``.
+        File missing, unreadable, not written by ``mrparotid fit``, or a record section
+        (:mod:`mrparotid.models.checkpoint_schema`) or the weights damaged.
     """
     path = Path(path)
     if not path.is_file():
@@ -110,13 +115,22 @@ def load_checkpoint(path: str | Path) -> LoadedModel:
     meta = checkpoint_record(ckpt)
     if meta is None or meta.get("format") != FORMAT:
         raise CheckpointError("not an mrparotid checkpoint", path=path, fix=fix)
-    model = build_classifier(meta["model"], len(meta["channels"]), pretrained=False,
-                             series_flags=tuple(meta.get("series_flags", ())))
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit the model ({str(exc).splitlines()[0][:100]})",
-                              path=path, fix="the checkpoint is damaged; re-train") from None
-    model.eval()
-    return LoadedModel(model, meta, path)
+    return LoadedModel(classifier_from(ckpt, path), meta, path)
+
+
+def classifier_from(ckpt: dict, path: str | Path, fix: str = DAMAGED_FIX) -> ResNet:
+    """The classifier (eval mode) that a loaded checkpoint of the classifier format describes,
+    with its weights; its record and weights are checked first
+    (:mod:`mrparotid.models.checkpoint_schema`), ``fix`` says what to do when they fail.
+
+    Raises
+    ------
+    CheckpointError
+        A record section missing, of the wrong type or out of range; weights missing, not finite
+        or not of the network the record describes.
+    """
+    def build(meta: dict) -> ResNet:
+        return build_classifier(meta["model"], len(meta["channels"]), pretrained=False,
+                                series_flags=tuple(meta.get("series_flags", ())))
+
+    return network_from(ckpt, path, fix, build, "model").eval()

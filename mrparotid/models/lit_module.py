@@ -1,6 +1,6 @@
 """Thin LightningModule: the reduced ResNet, cross-entropy, Adam(W), metrics per stage.
 
-The science lives elsewhere (:mod:`mrparotid.models.resnet`, :mod:`mrparotid.inference.decide`); this class only
+The science lives elsewhere (:mod:`mrparotid.models.resnet`, :mod:`mrparotid.decision.rule`); this class only
 wires loss, optimiser, learning-rate schedule and torchmetrics together. Log keys follow
 ``stage/metric`` (``train/loss``, ``val/acc``, ``test/auroc_micro``).
 """
@@ -119,7 +119,8 @@ class SliceClassifier(pl.LightningModule):
         metrics.reset()
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metrics, "val")
+        """The batch's probabilities, for the patient-level figure (``PatientValidation``)."""
+        return self._eval_step(batch, self.val_metrics, "val")[0]
 
     def on_validation_epoch_end(self) -> None:
         self._log_metrics(self.val_metrics, "val")

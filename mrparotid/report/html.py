@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import re
 import time
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from mrparotid.constants import CLASSES
 from mrparotid.errors import OutputError
 from mrparotid.inference.diagnose import PatientEvidence, truth_cell
 from mrparotid.io.atomic import write_bytes, write_text
+from mrparotid.io.paths import relative_paths
+from mrparotid.io.patient_ids import safe_stem
 from mrparotid.models.checkpoint import LoadedModel
 from mrparotid.report.model_card import model_card
 from mrparotid.report.montage import MAX_ROWS, SHORT, decisive_class, decisive_slices, montage_png
@@ -33,8 +34,9 @@ DISCLAIMER = "research software, not a medical device"
 #: Report keys the page shows in their own sections; any other key is listed under "Other
 #: report fields", so a field added to the report later is never silently dropped.
 SHOWN_KEYS = frozenset({"patient_id", "diagnosis", "counts", "slices", "rule", "model", "synthetic",
-                        "notes", "true_diagnosis", "missing_series", "p_malignant", "aggregation",
-                        "answer", "refer_band", "calibration", "view", "masks", "tumour_found",
+                        "notes", "true_diagnosis", "missing_series", "p_malignant", "answer_reason", "headline",
+                        "decision", "answer_notes", "tumour_slices",
+                        "answer", "view", "masks", "tumour_found",
                         "warnings", "segmenter", "explain"})
 BRANCH_TEXT = {"malignant_count": "enough malignant slices",
                "benign_majority": "more slices of this benign type",
@@ -59,9 +61,14 @@ def data_uri(png: bytes) -> str:
 
 
 def page_name(patient_id: str) -> str:
-    """A safe file name for a patient's page (letters, digits, ``._-``)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", str(patient_id))
-    return ("patient_" if safe.lower() == "index" else "") + safe + ".html"
+    """A safe file name for a patient's page (letters, digits, ``._-``; never ``index.html``).
+    Two patients of one command never share it (:func:`mrparotid.io.patient_ids.check_unique`)."""
+    return safe_stem(patient_id) + ".html"
+
+
+def shown_card(card: dict, base: str | Path) -> dict:
+    """The model card with its paths (checkpoint, files read) relative to the page folder."""
+    return relative_paths(card, base)
 
 
 def prepare_out_dir(path: str | Path, *, overwrite: bool = False) -> Path:
@@ -105,21 +112,22 @@ def _fmt(value) -> str:
 
 
 def _answer(report: dict) -> dict:
+    """The page's answer box: the headline (the answer, with the paper's rule beside it), and
+    the operating point it was chosen at with its validation counts."""
     if "answer" not in report:
         return {"answer_text": None, "answer_is_refer": False, "p_text": None}
-    p, band = report.get("p_malignant"), report.get("refer_band")
-    cal = report.get("calibration") or {}
-    p_text = ("p(malignant): not available (no tumour slice)" if p is None else
-              f"p(malignant) = {p:.3f} ({str(report.get('aggregation', '')).replace('_', '-')} over "
-              f"{cal.get('n_tumour_slices', '?')} tumour slice(s), temperature "
-              f"{float(cal.get('temperature', 1.0)):.2f})")
-    if band and len(band) == 2 and band[0] < band[1]:
-        p_text += f"; refer band [{band[0]:.3f}, {band[1]:.3f})"
-    if cal.get("refer_note"):
-        p_text += f" ({cal['refer_note']})"
+    d = report.get("decision") or {}
+    p = report.get("p_malignant")
+    ts = report.get("tumour_slices") or {}
+    p_text = ("p(malignant): not available" if p is None else
+              f"p(malignant) = {p:.3f} ({str(d.get('aggregation', '')).replace('_', '-')} over "
+              f"{ts.get('n', '?')} {ts.get('source', '')} slice(s), temperature "
+              f"{float(d.get('temperature', 1.0)):.2f})")
+    p_text += f". Operating point: {d.get('operating_point', 'not validated')} [{d.get('record', '')}]."
+    p_text += "".join(f" Model, {f}." for f in d.get("test_figures", []))
+    p_text += "".join(f" Note: {n}" for n in report.get("answer_notes", []))
     answer = str(report["answer"])
-    return {"answer_text": "REFER to a radiologist" if answer == "refer" else answer.replace("_", " "),
-            "answer_is_refer": answer == "refer", "p_text": p_text}
+    return {"answer_text": report.get("headline", answer), "answer_is_refer": answer == "refer", "p_text": p_text}
 
 
 def _slice_table(report: dict, shown: set[tuple[str, int]]) -> tuple[list[str], list[dict], set[int]]:
@@ -204,7 +212,8 @@ def write_patient_report(out_dir: str | Path, evidence: PatientEvidence, report:
     """Write ``<patient>.html`` (montage embedded) and ``<patient>_montage.png`` (when the patient
     has slices) into ``out_dir``; returns the page's path."""
     out = Path(out_dir)
-    card = card if card is not None else model_card(loaded)
+    card = shown_card(card if card is not None else model_card(loaded), out)
+    report = relative_paths(report, out)            # no absolute local path on the page
     synthetic = bool(report.get("synthetic")) or card["synthetic"]
     rule_n = int((report.get("rule") or {}).get("malignant_min_slices", 2))
     title = f"patient {report['patient_id']}: rule says {report['diagnosis'].replace('_', ' ')}"
@@ -234,5 +243,5 @@ def write_index(out_dir: str | Path, reports: list[dict], card: dict,
                 skipped: list[str] = ()) -> Path:
     """Write ``index.html`` linking each patient's page; returns its path."""
     path = Path(out_dir) / "index.html"
-    write_text(path, index_page(reports, card, skipped))
+    write_text(path, index_page(reports, shown_card(card, out_dir), skipped))
     return path

@@ -11,6 +11,7 @@ the set the error was counted on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from mrparotid.io.atomic import write_bytes
@@ -32,13 +33,14 @@ def montage_name(patient_id: str) -> str:
 
 
 def error_montages(checkpoint: str | Path, cfg: dict, misdiagnosed: list[dict], out_dir: str | Path,
-                   *, synthetic: bool) -> dict[str, Path]:
+                   *, synthetic: bool, ids: Mapping[str, str] | None = None) -> dict[str, Path]:
     """Write ``misdiagnosed_<patient>.png`` into ``out_dir`` for each ``{patient_id, true,
     diagnosis}`` (the evaluation's ``patient.rule.misdiagnosed``); returns patient → path.
 
     ``cfg`` is the evaluate command's config (its ``data.manifest`` and cache settings); the
     preprocessing and channels come from the checkpoint, as in
-    :func:`mrparotid.training.fit.predict_split`.
+    :func:`mrparotid.training.fit.predict_split`. ``ids`` maps a shown (pseudonymised) id to the
+    manifest's, to find the patient's crops; titles and file names use the shown id.
     """
     from mrparotid.data.cache import load_slices, prepare_patients
     from mrparotid.data.crops import select_channels
@@ -56,15 +58,17 @@ def error_montages(checkpoint: str | Path, cfg: dict, misdiagnosed: list[dict], 
     series_mask = meta.get("series_mask", "none")
     run_cfg = loaded.run_config(cfg)
     mf = read_manifest(run_cfg["data"]["manifest"], check_dirs=False)
-    prepared = prepare_patients(mf, [d["patient_id"] for d in misdiagnosed], run_cfg)
+    cohort_id = dict(ids or {})
+    prepared = prepare_patients(mf, [cohort_id.get(d["patient_id"], d["patient_id"])
+                                     for d in misdiagnosed], run_cfg)
     rule_n = int(meta.get("rule", {}).get("malignant_min_slices", 2))
     precision = cfg.get("trainer", {}).get("precision", "auto")
     out, written = Path(out_dir), {}
     for d in misdiagnosed:
         pid = d["patient_id"]
-        if pid not in prepared.entries:
+        if cohort_id.get(pid, pid) not in prepared.entries:
             continue
-        slices, _ = load_slices(prepared.entries[pid])
+        slices, _ = load_slices(prepared.entries[cohort_id.get(pid, pid)])
         x = select_channels(slices.crops, loaded.channels, series_mask, **options)
         probs = predict_probs(loaded.model, x, precision=precision)
         cams = grad_cam(loaded.model, x, probs.argmax(1), path=str(loaded.path))

@@ -61,14 +61,24 @@ def model_card(loaded: LoadedModel) -> dict:
         card["sources"].append(str(run / "evaluation" / "metrics.json"))
         patient = _rate(((metrics.get("patient") or {}).get("rule") or {}).get("accuracy"))
         slice_ = _rate((metrics.get("slice") or {}).get("accuracy"))
-        card["accuracy"] += [{"name": "test patient accuracy (rule)", "text": patient}] if patient else []
+        answer = (metrics.get("answer") or {})
+        rates = (answer.get("patient") or {}).get("rates") or {}
+        for name, key in (("the answer: coverage (test patients answered)", "coverage"),
+                          ("the answer: accuracy among the answered", "accuracy"),
+                          ("the answer: malignant sensitivity among the answered", "sensitivity")):
+            text = _rate(rates.get(key))
+            card["accuracy"] += [{"name": name, "text": text}] if text else []
+        if answer.get("operating_point"):
+            card["accuracy"].append({"name": "the answer: operating point (chosen on validation)",
+                                     "text": str(answer["operating_point"])})
+        card["accuracy"] += [{"name": "the paper's rule: test patient accuracy", "text": patient}] if patient else []
         card["accuracy"] += [{"name": "test slice accuracy", "text": slice_}] if slice_ else []
     if summary:
         card["sources"].append(str(run / "summary.json"))
         card["synthetic"] = card["synthetic"] or bool(summary.get("synthetic"))
         test = summary.get("test") or {}
         if not card["accuracy"] and test:
-            for name, key, n in (("test patient accuracy (rule)", "patient_accuracy", "patients"),
+            for name, key, n in (("the paper's rule: test patient accuracy", "patient_accuracy", "patients"),
                                  ("test slice accuracy", "slice_accuracy", "slices")):
                 if test.get(key) is not None:
                     card["accuracy"].append({"name": name, "text": f"{test[key]:.3f} (n = {test.get(n)}; "

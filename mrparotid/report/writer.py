@@ -57,13 +57,15 @@ class ReportWriter:
     def finish(self, reports: list[dict], bad: list, *, quiet: bool = False) -> Path | None:
         """With a page folder and several patients (diagnosed or not), write ``index.html``;
         print where the pages are unless ``quiet``. Returns the index path, if written."""
+        from mrparotid.io.paths import error_line
         from mrparotid.report.html import write_index
 
         if self.html_dir is None:
             return None
         index = None
-        if len(reports) + len(bad) > 1:
-            index = write_index(self.html_dir, reports, self.card, [str(e) for e in bad])
+        if len(reports) + len(bad) > 1:       # files named relative to the page folder
+            index = write_index(self.html_dir, reports, self.card,
+                                [error_line(e, self.html_dir) for e in bad])
         if not quiet:
             where = index or (self.pages[0] if self.pages else self.html_dir)
             print(f"report pages: {where} ({len(self.pages)} patient page(s))")

@@ -1,12 +1,16 @@
 """``segment fit``: train the segmenter on a cohort, keep best/last checkpoints, score val/test.
 
 The run folder holds ``config.yaml`` (resolved, ``kind: segmenter``), ``split.json`` (the patient
-split of :func:`mrparotid.data.splits.cohort_split`, the classifier's split for the same data
-keys), ``checkpoints/best.ckpt`` (highest ``val/dice``; the last epoch without validation
-patients) and ``last.ckpt`` (every epoch, with optimiser and random states), ``metrics.csv``,
-``scores_val.csv``/``scores_test.csv`` (per patient) and ``summary.json`` (written last, so a
-folder without it is an interrupted run) with mean gland/tumour Dice and HD95 (mm) per split,
-measured on the T1 grid after post-processing, as ``mrparotid segment`` would produce them.
+split: a classifier run's own with ``data.split_from`` / ``--split-from RUN_DIR``
+(:mod:`.split_from`), else :func:`mrparotid.data.splits.cohort_split`, the classifier's split for
+the same data keys; also in the checkpoint's meta), ``checkpoints/best.ckpt`` (highest
+``val/dice``, :data:`~mrparotid.segmentation.lit_module.SELECTION`; the last epoch without
+validation patients) and ``last.ckpt`` (every epoch, with optimiser and random states),
+``metrics.csv``, ``scores_val.csv``/``scores_test.csv`` (per patient) and ``summary.json`` (written
+last, so a folder without it is an interrupted run) with, per split, mean gland/tumour Dice, HD95
+(mm; undefined when a structure was missed, with the counts, :func:`.metrics.mean_scores`) and
+side-level tumour detection (found and false alarm apart, :mod:`.detection`), measured on the T1
+grid after post-processing, as ``mrparotid segment`` would produce them.
 ``segment fit --resume RUN_DIR`` (:func:`resume_segmenter`) continues a killed run from
 ``last.ckpt`` (see :mod:`mrparotid.training.resume`).
 """
@@ -51,7 +55,7 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
     ``resume``: continue the interrupted run in ``out_dir`` from its ``checkpoints/last.ckpt``
     (from epoch 0 when there is none yet), keeping its ``config.yaml``; ``cfg`` and ``splits``
     should then be the run's own (:func:`resume_segmenter` passes them). ``splits``: patient ids
-    per split instead of :func:`~mrparotid.data.splits.cohort_split`.
+    per split instead of :func:`~mrparotid.data.splits.cohort_split` (or of ``data.split_from``).
     """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -59,6 +63,7 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
     from mrparotid.segmentation.cache import load_patient, prepare_seg_cohort
     from mrparotid.segmentation.infer import segmenter_meta
     from mrparotid.segmentation.lit_module import SegmenterModule
+    from mrparotid.training.progress import trainer_progress
     from mrparotid.training.resume import resumable_trainer_parts
 
     check_trainer_args(trainer_args(cfg, True))
@@ -79,7 +84,7 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
     resume_from = last if resume and last.is_file() else None
 
     cohort = prepare_seg_cohort(mf, cfg, progress=progress)
-    splits = splits or cohort_split(cohort.ok_cases(), cfg["data"])
+    splits, split_note = choose_splits(cfg, cohort.ok_cases(), mf.path, splits)
     split = save_split(run_dir, splits, mf.cases)
     data = {name: [load_patient(cohort.entries[p]) for p in ids] for name, ids in splits.items()}
     d = cfg["data"]
@@ -91,19 +96,21 @@ def fit_segmenter(cfg: dict, manifest: str | Path | None = None, out_dir: str | 
                            monitor="val/dice" if has_val else None, mode="max",
                            save_top_k=1, auto_insert_metric_name=False)
     parts = resumable_trainer_parts(last)   # last.ckpt every epoch, RNG states, atomic files
-    trainer = pl.Trainer(**trainer_args(cfg, has_val), callbacks=[ckpt, *parts["callbacks"]],
+    bar = trainer_progress(progress)        # a bar on a terminal, else one line per epoch
+    trainer = pl.Trainer(**trainer_args(cfg, has_val),
+                         callbacks=[ckpt, *parts["callbacks"], *bar["callbacks"]],
                          plugins=parts["plugins"], default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
-                         enable_progress_bar=progress, enable_model_summary=False)
+                         enable_progress_bar=bar["enable_progress_bar"], enable_model_summary=False)
     if resume_from is not None:
         print(f"resuming from {resume_from}")
     trainer.fit(module, **loaders, ckpt_path=resume_from, weights_only=True)
     best = run_dir / "checkpoints" / "best.ckpt"
     summary = {"kind": "segmenter", "run_dir": str(run_dir), "manifest": str(manifest_path),
                "synthetic": mf.synthetic, "series": list(d["series"]), "best_checkpoint": str(best),
-               "model_checkpoint": "best (highest val/dice)" if has_val else
+               "model_checkpoint": chosen_by(ckpt, best) if has_val else
                "the last epoch (no validation patients)", "epochs": int(trainer.current_epoch),
-               "splits": splits, "bad_patients": [str(e) for e in cohort.bad]}
+               "split": split_note, "splits": splits, "bad_patients": [str(e) for e in cohort.bad]}
     summary.update(score_splits(best, data, run_dir, synthetic=mf.synthetic))
     write_json(run_dir / "summary.json", summary)   # last, atomically: the run is complete
     return summary
@@ -131,6 +138,40 @@ def resume_segmenter(run_dir: str | Path, *, progress: bool = True) -> dict:
                          progress=progress, resume=True)
 
 
+def choose_splits(cfg: dict, cases, manifest: Path, splits: dict[str, list[str]] | None = None
+                  ) -> tuple[dict[str, list[str]], str]:
+    """(patient ids per split, where they came from): ``splits`` as given (a resumed run's own),
+    else the classifier run's of ``data.split_from`` (read, never recomputed), else
+    :func:`~mrparotid.data.splits.cohort_split` of ``cases`` under the data keys."""
+    from mrparotid.segmentation.split_from import read_run_split, splits_from_record
+
+    source = cfg["data"].get("split_from")
+    if splits is not None:
+        return splits, (f"the classifier run's split ({source})" if source else "the run's saved split")
+    if not source:
+        d = cfg["data"]
+        return cohort_split(cases, d), (f"drawn by cohort_split (test_fraction {d['test_fraction']}, "
+                                        f"val_fraction {d['val_fraction']}, split_seed {d['split_seed']})")
+    splits, left_out = splits_from_record(read_run_split(source), cases, source=source, manifest=manifest)
+    note = f"the classifier run's split ({source})"
+    if left_out:
+        note += f"; {len(left_out)} patient(s) it does not name left out: {', '.join(left_out)}"
+        print(f"note: {note}")
+    return splits, note
+
+
+def chosen_by(ckpt, best: Path) -> dict:
+    """What chose ``best.ckpt``: the figure, its definition, its value and the epoch."""
+    import torch
+
+    from mrparotid.segmentation.lit_module import SELECTION
+
+    score = ckpt.best_model_score
+    epoch = torch.load(best, map_location="cpu", weights_only=True).get("epoch") if best.is_file() else None
+    return {"checkpoint": "best", "figure": "val/dice", "definition": SELECTION,
+            "value": None if score is None else round(float(score), 4), "epoch": epoch}
+
+
 def make_loaders(cfg: dict, stacks: dict[str, list]) -> dict:
     """``trainer.fit`` keyword arguments: the training loader (random placement per
     ``augment.shift``, shuffled) and, with validation patients, the validation loader (centred)."""
@@ -153,21 +194,44 @@ def make_loaders(cfg: dict, stacks: dict[str, list]) -> dict:
 def score_splits(checkpoint: Path, data: dict, run_dir: Path, *, synthetic: bool) -> dict:
     """Mean and per-patient scores of the val and test patients (``scores_<split>.csv``)."""
     from mrparotid.segmentation.infer import load_segmenter, segment_stack
-    from mrparotid.segmentation.metrics import mean_scores, patient_scores
 
     loaded = load_segmenter(checkpoint)
     out = {}
     for name in ("val", "test"):
-        rows = []
+        rows, sides = [], []
         for entry in data.get(name, []):
-            clean = segment_stack(loaded, entry.stack)
-            scores = patient_scores(clean.gland, clean.tumour, entry.gland, entry.tumour, entry.stack.spacing)
-            rows.append({"patient_id": entry.stack.patient_id, **scores,
-                         "sides_found": "".join(sorted(clean.sides))})
+            row, detected = score_patient(segment_stack(loaded, entry.stack), entry)
+            rows.append(row)
+            sides += detected
         if rows:
-            out[name] = mean_scores(rows)
+            out[name] = split_scores(rows, sides)
             write_text(run_dir / f"scores_{name}.csv", scores_csv(rows, synthetic))
     return out
+
+
+def score_patient(clean, entry) -> tuple[dict, list[dict]]:
+    """(per-patient row, its sides' detection records) of post-processed automatic masks
+    ``clean`` against a cached patient's given masks."""
+    from mrparotid.segmentation.detection import half_space_sides, side_detection
+    from mrparotid.segmentation.metrics import patient_scores
+
+    spacing = entry.stack.spacing
+    scores = patient_scores(clean.gland, clean.tumour, entry.gland, entry.tumour, spacing)
+    sides = side_detection(clean.tumour, entry.tumour, half_space_sides(entry.gland, entry.tumour, spacing))
+    row = {"patient_id": entry.stack.patient_id, **scores, "gland_sides": "".join(sorted(clean.sides)),
+           "tumour_sides": sum(s["tumour"] for s in sides.values()),
+           "tumour_sides_found": sum(s["tumour"] and s["found"] for s in sides.values()),
+           "false_alarm_sides": sum(s["false_alarm"] for s in sides.values())}
+    return row, list(sides.values())
+
+
+def split_scores(rows: list[dict], sides: list[dict]) -> dict:
+    """A split's summary: :func:`~mrparotid.segmentation.metrics.mean_scores` and the side-level
+    detection counts (:func:`~mrparotid.segmentation.detection.detection_counts`)."""
+    from mrparotid.segmentation.detection import detection_counts
+    from mrparotid.segmentation.metrics import mean_scores
+
+    return {**mean_scores(rows), "detection": detection_counts(sides)}
 
 
 def scores_csv(rows: list[dict], synthetic: bool) -> str:

@@ -18,8 +18,10 @@ from mrparotid.errors import CheckpointError, InputError
 from mrparotid.segmentation.postprocess import CleanMasks, SideFinding, postprocess
 from mrparotid.segmentation.slices import SliceStack, pad_to_multiple, study_slices, to_grid
 
-FORMAT = "mrparotid-segmenter-1"
+FORMAT = "mrparotid-segmenter-1"      # mrparotid.models.checkpoint_schema.SEGMENTER_FORMAT
 FIX = "pass --checkpoint RUN_DIR/checkpoints/best.ckpt written by 'mrparotid segment fit'"
+DAMAGED_FIX = ("the checkpoint is damaged, edited or from another mrparotid version: use the file "
+               "its run wrote, or re-train with 'mrparotid segment fit'")
 NO_GLAND_FIX = ("check that the series are the patient's T1/CE-T1/T2 of the parotid region "
                 "(mrparotid inspect), or give the glands as parotid.nii.gz")
 
@@ -46,8 +48,9 @@ class LoadedSegmenter:
 class AutoMasks:
     """Automatic masks of one patient on its T1 reference grid (z, y, x; see :class:`Study`).
 
-    ``gland`` uint8: 0, 1 right gland, 2 left gland; ``tumour`` uint8 0/1; ``sides``: the sides
-    where a gland was found, with gland/tumour volumes (ml) and ``tumour_found``.
+    ``gland`` uint8: 0, 1 right gland, 2 left gland, 3 gland of unknown side; ``tumour`` uint8
+    0/1; ``sides``: the sides where a gland was found (``"L"``, ``"R"``, or ``"?"`` for side
+    unknown), with gland/tumour volumes (ml) and ``tumour_found``.
     """
 
     patient_id: str
@@ -58,6 +61,8 @@ class AutoMasks:
     origin: tuple[float, float, float]
     direction: np.ndarray
     synthetic: bool = False
+    #: How the sides were named (e.g. "side unknown": gland label 3), for the user to see.
+    warnings: tuple[str, ...] = ()
 
     @property
     def tumour_found(self) -> bool:
@@ -91,12 +96,12 @@ def load_segmenter(path: str | Path, *, device: str | None = None) -> LoadedSegm
     Raises
     ------
     CheckpointError
-        File missing, unreadable, damaged, or not written by ``mrparotid segment fit``.
+        File missing, unreadable, not written by ``mrparotid segment fit``, or a record section
+        (:mod:`mrparotid.models.checkpoint_schema`) or the weights damaged.
     """
     from mrparotid.inference.predict import default_device
     from mrparotid.models.checkpoint import checkpoint_record, torch_load_safely
     from mrparotid.models.precision import model_channels_last
-    from mrparotid.segmentation.network import build_segmenter
 
     path = Path(path)
     if not path.is_file():
@@ -106,16 +111,27 @@ def load_segmenter(path: str | Path, *, device: str | None = None) -> LoadedSegm
     if meta is None or meta.get("format") != FORMAT:
         what = " (it is a classifier checkpoint)" if meta is not None and "classes" in meta else ""
         raise CheckpointError(f"not an mrparotid segmenter checkpoint{what}", path=path, fix=FIX)
-    model = build_segmenter(meta["model"], len(meta["series"]))
-    state = {k[len("model."):]: v for k, v in ckpt.get("state_dict", {}).items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit the segmenter ({str(exc).splitlines()[0][:100]})",
-                              path=path, fix="the checkpoint is damaged; re-train") from None
     device = device or default_device()
-    model = model_channels_last(model.to(device).eval(), 2)
+    model = model_channels_last(segmenter_from(ckpt, path).to(device).eval(), 2)
     return LoadedSegmenter(model, meta, path, device)
+
+
+def segmenter_from(ckpt: dict, path: str | Path, fix: str = DAMAGED_FIX):
+    """The segmenter network (on the CPU) that a loaded checkpoint of the segmenter format
+    describes, with its weights; its record and weights are checked first
+    (:mod:`mrparotid.models.checkpoint_schema`), ``fix`` says what to do when they fail.
+
+    Raises
+    ------
+    CheckpointError
+        A record section missing, of the wrong type or out of range; weights missing, not finite
+        or not of the network the record describes.
+    """
+    from mrparotid.models.checkpoint_schema import network_from
+    from mrparotid.segmentation.network import build_segmenter
+
+    return network_from(ckpt, path, fix, lambda meta: build_segmenter(meta["model"], len(meta["series"])),
+                        "segmenter")
 
 
 def check_series(loaded: LoadedSegmenter, available, patient: str | None = None) -> None:
@@ -156,13 +172,14 @@ def predict_masks(loaded: LoadedSegmenter, stack: SliceStack, *, batch_size: int
     return gland, tumour
 
 
-def segment_stack(loaded: LoadedSegmenter, stack: SliceStack) -> CleanMasks:
-    """Prediction plus post-processing of one patient's slices (no error when nothing is found)."""
+def segment_stack(loaded: LoadedSegmenter, stack: SliceStack, study: Study | None = None) -> CleanMasks:
+    """Prediction plus post-processing of one patient's slices (no error when nothing is found);
+    ``study`` (the stack's, with its T1) names a lone gland's side, else that side is unknown."""
     check_series(loaded, stack.series, stack.patient_id)
     gland, tumour = predict_masks(loaded, stack)
     pp = loaded.meta["postprocess"]
     return postprocess(gland, tumour, stack.spacing, min_component_mm3=float(pp["min_component_mm3"]),
-                       tumour_max_distance_mm=float(pp["tumour_max_distance_mm"]))
+                       tumour_max_distance_mm=float(pp["tumour_max_distance_mm"]), study=study)
 
 
 def segment_study(loaded: LoadedSegmenter, study: Study, *, require_gland: bool = True) -> AutoMasks:
@@ -178,12 +195,12 @@ def segment_study(loaded: LoadedSegmenter, study: Study, *, require_gland: bool 
     check_series(loaded, study.series, study.patient_id)
     stack = study_slices(study, loaded.series, float(loaded.meta["spacing_mm"]),
                          tuple(loaded.meta["percentiles"]))
-    clean = segment_stack(loaded, stack)
+    clean = segment_stack(loaded, stack, study)
     if require_gland and not clean.sides:
         raise InputError("the segmenter found no parotid gland", patient=study.patient_id,
                          fix=NO_GLAND_FIX)
     return AutoMasks(study.patient_id, clean.gland, clean.tumour, clean.sides, study.spacing,
-                     study.origin, study.direction, loaded.synthetic)
+                     study.origin, study.direction, loaded.synthetic, clean.warnings)
 
 
 def latest_segmenter(root: str | Path = "runs") -> Path:

@@ -1,7 +1,8 @@
 """Thin LightningModule of the segmenter: Dice (MONAI ``DiceLoss``) + binary cross-entropy, ``DiceMetric``,
 AdamW with cosine decay. Log keys: ``train/loss``, ``val/loss``, ``val/dice_gland``,
-``val/dice_tumour`` and ``val/dice`` (their mean, which chooses ``best.ckpt``); 2-D slice Dice,
-slices without the structure left out. The science lives in :mod:`mrparotid.segmentation`.
+``val/dice_tumour`` and ``val/dice`` (their mean, which chooses ``best.ckpt``: :data:`SELECTION`),
+and ``val/tumour_false_alarm`` (share of the tumour-free validation slices with predicted tumour).
+The science lives in :mod:`mrparotid.segmentation`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ import torch
 from mrparotid.models.precision import channels_last, model_channels_last
 from mrparotid.segmentation.dataset import augment_batch
 from mrparotid.segmentation.network import OUTPUTS, build_segmenter
+
+#: What chooses ``best.ckpt`` (the run's summary names it).
+SELECTION = ("val/dice: the mean of gland and tumour Dice per validation slice (2-D, sigmoid > 0.5), "
+             "where a slice without the structure scores 1 when none is predicted and 0 when any is, "
+             "so false-positive tumour on tumour-free slices costs")
 
 
 class DiceBCELoss(torch.nn.Module):
@@ -51,7 +57,9 @@ class SegmenterModule(pl.LightningModule):
         self.save_hyperparameters()
         self.model = model_channels_last(build_segmenter(model, len(series)), 2)
         self.loss = segmentation_loss(loss)
-        self.val_dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=True)
+        # ignore_empty=False: an empty truth scores 1 with an empty prediction, 0 otherwise
+        self.val_dice = DiceMetric(include_background=True, reduction="mean_batch", ignore_empty=False)
+        self.val_free = [0, 0]     # tumour-free validation slices: [with predicted tumour, all]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(channels_last(x))
@@ -71,14 +79,21 @@ class SegmenterModule(pl.LightningModule):
         x, y = batch
         logits = self(x).float()
         self.log("val/loss", self.loss(logits, y), prog_bar=False, batch_size=len(x))
-        self.val_dice((torch.sigmoid(logits) > 0.5).float(), y)
+        pred = (torch.sigmoid(logits) > 0.5).float()
+        self.val_dice(pred, y)
+        free = y[:, 1].flatten(1).amax(1) == 0
+        self.val_free[0] += int((pred[:, 1].flatten(1).amax(1) > 0)[free].sum())
+        self.val_free[1] += int(free.sum())
 
     def on_validation_epoch_end(self) -> None:
         values = torch.nan_to_num(self.val_dice.aggregate().float(), nan=0.0)
         for name, v in zip(OUTPUTS, values):
             self.log(f"val/dice_{name}", v)
         self.log("val/dice", values.mean(), prog_bar=True)
+        if self.val_free[1]:
+            self.log("val/tumour_false_alarm", self.val_free[0] / self.val_free[1])
         self.val_dice.reset()
+        self.val_free = [0, 0]
 
     def configure_optimizers(self):
         o = self.hparams.optim

@@ -4,17 +4,21 @@ Volumes are (z, y, x) on the T1 reference grid (x towards patient Left, LPS +x);
 (x, y, z) in mm as in :class:`mrparotid.data.grid.Study`. Steps:
 
 1. components (26-connected) smaller than ``min_component_mm3`` are removed from both masks;
-2. the mid-sagittal plane lies halfway between the two largest components of gland ∪ tumour
-   when they are more than 20 mm apart in x, else at the centre of the field of view
-   (as :mod:`mrparotid.data.sides` does for given masks);
-3. per side, the largest component of gland ∪ tumour whose centroid lies on that side is kept,
-   and the gland is the predicted gland inside it (so a tumour that splits a gland in two does
-   not cost the other half);
+2. each component of gland ∪ tumour gets its side from :func:`mrparotid.data.sides.call_sides`,
+   the one side rule for given and automatic masks: between two glands more than 20 mm apart,
+   else against the patient's midline (head outline on T1 of ``study``; without an outline the
+   sign of LPS x, with a warning). Without ``study`` (no LPS geometry) a lone gland has no side;
+3. per side, the largest component of gland ∪ tumour on that side is kept, and the gland is the
+   predicted gland inside it (so a tumour that splits a gland in two does not cost the other
+   half); the largest component of unknown side (within 10 mm of the midline estimate) is kept
+   as side ``"?"`` when no side is named;
 4. a tumour component is kept when it touches (26-neighbours) a kept gland or lies within
    ``tumour_max_distance_mm`` of a voxel that does.
 
-The gland comes out labelled 1 (right) and 2 (left), the convention of ``parotid.nii.gz`` that
-:func:`mrparotid.data.sides.side_regions` reads as the two sides.
+The gland comes out labelled 1 (right), 2 (left) and 3 (gland, side unknown, with a warning in
+``CleanMasks.warnings``): the convention of ``parotid.nii.gz`` that
+:func:`mrparotid.data.sides.side_regions` reads as the two sides (3 alone is one gland whose side
+that function decides again, by the same rule).
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mrparotid.data.sides import MIN_GLAND_SEPARATION_MM
+from mrparotid.data.grid import Study
+from mrparotid.data.sides import SideCall, call_sides, side_warnings
 
 SIDE_LABELS: dict[str, int] = {"R": 1, "L": 2}
+#: Side key and label of a gland whose side is unknown ("gland, side unknown").
+UNKNOWN_SIDE = "?"
+UNKNOWN_LABEL = 3
 
 
 @dataclass(frozen=True)
@@ -44,10 +52,11 @@ class SideFinding:
 
 @dataclass(frozen=True)
 class CleanMasks:
-    gland: np.ndarray               # uint8 (z, y, x): 0, 1 right, 2 left
+    gland: np.ndarray               # uint8 (z, y, x): 0, 1 right, 2 left, 3 side unknown
     tumour: np.ndarray              # uint8 (z, y, x): 0/1
-    sides: dict[str, SideFinding]   # sides with a kept gland, "L"/"R"
-    mid_x_mm: float                 # mid-sagittal plane, mm along the grid's x axis from voxel 0
+    sides: dict[str, SideFinding]   # sides with a kept gland, "L"/"R", or "?" (side unknown)
+    mid_x_mm: float                 # mid-sagittal plane (LPS x mm; grid x mm without a study; nan: none)
+    warnings: tuple[str, ...] = ()  # how the sides were named, for the report (e.g. side unknown)
 
 
 _STRUCTURE = ndimage.generate_binary_structure(3, 3)
@@ -66,48 +75,57 @@ def remove_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     return np.isin(labels, keep) if len(keep) else np.zeros(mask.shape, bool)
 
 
-def mid_sagittal_x(region: np.ndarray, spacing: tuple[float, float, float]) -> float:
-    """x (mm from voxel 0) of the plane between the sides of ``region`` (bool, z, y, x)."""
-    labels, sizes = components(region)
-    sx = spacing[0]
-    if len(sizes) >= 2:
-        first, second = np.argsort(sizes)[::-1][:2] + 1
-        xs = [np.nonzero(labels == lab)[2].mean() * sx for lab in (first, second)]
-        if abs(xs[0] - xs[1]) > MIN_GLAND_SEPARATION_MM:
-            return float((xs[0] + xs[1]) / 2)
-    return float((region.shape[2] - 1) / 2 * sx)
-
-
 def postprocess(gland: np.ndarray, tumour: np.ndarray, spacing: tuple[float, float, float], *,
-                min_component_mm3: float, tumour_max_distance_mm: float) -> CleanMasks:
-    """Clean binary gland/tumour predictions (bool or 0/1, z, y, x) as the module says."""
+                min_component_mm3: float, tumour_max_distance_mm: float,
+                study: Study | None = None) -> CleanMasks:
+    """Clean binary gland/tumour predictions (bool or 0/1, z, y, x) as the module says; ``study``
+    (the grid's study, with its T1) places the sides in the patient."""
     spacing = tuple(float(s) for s in spacing)
     voxel_mm3 = float(np.prod(spacing))
     min_voxels = min_component_mm3 / voxel_mm3
     gland = remove_small(np.asarray(gland) > 0, min_voxels)
     tumour = remove_small(np.asarray(tumour) > 0, min_voxels)
-    region = gland | tumour
-    mid_x = mid_sagittal_x(region, spacing)
-    labels, sizes = components(region)
+    labels, sizes = components(gland | tumour)
+    order = np.argsort(sizes, kind="stable")[::-1] + 1            # largest first
+    calls = call_sides([labels == lab for lab in order], study, spacing)
     out = np.zeros(gland.shape, np.uint8)
-    if len(sizes):
-        centre_x = ndimage.mean(np.indices(region.shape)[2] * spacing[0], labels,
-                                np.arange(1, len(sizes) + 1))
-        for side, value in SIDE_LABELS.items():
-            on_side = [i for i in range(len(sizes)) if (centre_x[i] > mid_x) == (side == "L")]
-            if on_side:
-                best = max(on_side, key=lambda i: sizes[i]) + 1
-                out[(labels == best) & gland] = value
+    kept: dict[str, tuple[int, SideCall]] = {}     # side key -> (component, its call)
+    for lab, call in zip(order, calls):
+        key = call.side or UNKNOWN_SIDE
+        if key not in kept:
+            kept[key] = (int(lab), call)
+    if UNKNOWN_SIDE in kept and len(kept) > 1:        # a named side beside it: it is a remnant
+        kept.pop(UNKNOWN_SIDE)
+    values = {**SIDE_LABELS, UNKNOWN_SIDE: UNKNOWN_LABEL}
+    for key, (lab, _) in kept.items():
+        out[(labels == lab) & gland] = values[key]
     kept_tumour = _near(tumour, out > 0, spacing, tumour_max_distance_mm)
+    owner = _nearest_gland(kept_tumour, out, spacing)
     sides = {}
-    x_mm = np.arange(gland.shape[2]) * spacing[0]
-    for side, value in SIDE_LABELS.items():
-        n_gland = int((out == value).sum())
+    for key in sorted(kept):
+        n_gland = int((out == values[key]).sum())
         if n_gland:
-            half = (x_mm > mid_x) if side == "L" else (x_mm <= mid_x)
-            n_tumour = int(kept_tumour[:, :, half].sum())
-            sides[side] = SideFinding(side, n_gland * voxel_mm3 / 1000, n_tumour * voxel_mm3 / 1000)
-    return CleanMasks(out, kept_tumour.astype(np.uint8), sides, mid_x)
+            n_tumour = int((owner == values[key]).sum())
+            sides[key] = SideFinding(key, n_gland * voxel_mm3 / 1000, n_tumour * voxel_mm3 / 1000)
+    named = [call for _, call in kept.values()]
+    mid = named[0].midline_mm if named else float("nan")
+    return CleanMasks(out, kept_tumour.astype(np.uint8), sides, mid, side_warnings(named))
+
+
+def _nearest_gland(tumour: np.ndarray, gland: np.ndarray,
+                   spacing: tuple[float, float, float]) -> np.ndarray:
+    """The gland label (uint8, z, y, x) each tumour component lies nearest to (mm), 0 elsewhere."""
+    out = np.zeros(tumour.shape, np.uint8)
+    values = [int(v) for v in np.unique(gland) if v]
+    if not values or not tumour.any():
+        return out
+    distance = np.stack([ndimage.distance_transform_edt(gland != v, sampling=spacing[::-1])
+                         for v in values])
+    labels, sizes = components(tumour)
+    for i in range(1, len(sizes) + 1):
+        comp = labels == i
+        out[comp] = values[int(np.argmin(distance[:, comp].min(axis=1)))]
+    return out
 
 
 def _near(tumour: np.ndarray, gland: np.ndarray, spacing: tuple[float, float, float],

@@ -1,4 +1,5 @@
-"""Automatic masks → files: ``parotid_auto.nii.gz`` (uint8, 1 right / 2 left gland) and
+"""Automatic masks → files: ``parotid_auto.nii.gz`` (uint8, 1 right / 2 left gland / 3 gland,
+side unknown: see :mod:`mrparotid.segmentation.postprocess`) and
 ``tumour_auto.nii.gz`` (uint8 0/1) on the *original* T1 geometry (size, spacing, origin and
 direction of the T1 file), so they overlay the T1 series in 3D Slicer or ITK-SNAP, plus an
 overlay montage PNG for a quick check. Every file is written atomically.
@@ -17,10 +18,13 @@ import SimpleITK as sitk
 
 from mrparotid.io.atomic import atomic_path
 from mrparotid.segmentation.infer import AutoMasks
+from mrparotid.segmentation.postprocess import UNKNOWN_SIDE
 
 GLAND_FILE = "parotid_auto.nii.gz"
 TUMOUR_FILE = "tumour_auto.nii.gz"
 OVERLAY_FILE = "overlay_auto.png"
+#: How the overlay names a side key of ``AutoMasks.sides``.
+SIDE_WORDS = {"L": "left", "R": "right", UNKNOWN_SIDE: "side unknown"}
 
 
 def on_original_grid(array: np.ndarray, auto: AutoMasks, t1: sitk.Image) -> sitk.Image:
@@ -85,7 +89,7 @@ def write_overlay(auto: AutoMasks, t1_volume: np.ndarray, path: Path, *, max_sli
         ax.text(0.02, 0.5, "R", color="white", transform=ax.transAxes, fontsize=8)
         ax.text(0.94, 0.5, "L", color="white", transform=ax.transAxes, fontsize=8)
         ax.set_axis_off()
-    found = ", ".join(f"{s}: gland {f.gland_ml:.1f} ml, tumour {f.tumour_ml:.1f} ml"
+    found = ", ".join(f"{SIDE_WORDS.get(s, s)}: gland {f.gland_ml:.1f} ml, tumour {f.tumour_ml:.1f} ml"
                       for s, f in sorted(auto.sides.items())) or "no gland found"
     title = f"{auto.patient_id}: automatic masks (yellow gland, red tumour) - check before use\n{found}"
     fig.suptitle(("SYNTHETIC - " if auto.synthetic else "") + title, fontsize=9)

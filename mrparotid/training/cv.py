@@ -31,7 +31,7 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
     from mrparotid.config import check_trainer_args
     from mrparotid.evaluation.evaluate import evaluate_predictions
     from mrparotid.evaluation.metrics import summarise_folds
-    from mrparotid.evaluation.predictions import pool_predictions, read_predictions, write_predictions
+    from mrparotid.evaluation.predictions import read_predictions, write_predictions
 
     if resume:
         cfg, plan = read_plan(out_dir, CV_PLAN)
@@ -50,27 +50,27 @@ def cross_validate(cfg: dict, k: int, *, manifest: str | Path | None = None,
                               val_fraction=float(cfg["data"]["val_fraction"]))
         write_plan(out_root, CV_PLAN, dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path))),
                    {"k": k, "folds": folds})
-    fold_summaries, pooled, pooled_val = [], [], {}
+    from mrparotid.decision.record import record_of
+    from mrparotid.models.checkpoint import load_checkpoint
+
+    fold_summaries, pooled, records = [], [], {}
     for i, splits in enumerate(folds):
         s = fit(cfg, manifest=manifest_path, out_dir=out_root / f"fold{i + 1}", splits=splits,
                 progress=progress, evaluate=True, overwrite=overwrite, resume=resume)
         fold_summaries.append(s)
         pooled.append(read_predictions(out_root / f"fold{i + 1}" / "predictions_test.csv"))
-        val = out_root / f"fold{i + 1}" / "predictions_val.csv"
-        if val.exists():                                  # each fold chose its threshold on it
-            pooled_val[f"fold{i + 1}"] = read_predictions(val)
+        best = Path(s["best_checkpoint"])
+        record = record_of(load_checkpoint(best).meta, best)   # chosen on this fold's validation only
+        records.update({pid: record for pid in splits["test"]})
     write_predictions(pd.concat(pooled, ignore_index=True), out_root / "predictions_oof.csv",
                       synthetic=mf.synthetic)
-    val_oof = None
-    if pooled_val:      # the pooled soft-vote threshold is chosen on every fold's validation patients
-        val_oof = write_predictions(pool_predictions(pooled_val), out_root / "predictions_val_pooled.csv",
-                                    synthetic=mf.synthetic)
     result = {"k": k, "folds": [s.get("test") for s in fold_summaries], "synthetic": mf.synthetic}
     fold_metrics = [json.loads((out_root / f"fold{i + 1}" / "evaluation" / "metrics.json")
                                .read_text(encoding="utf-8")) for i in range(k)]
     result["fold_summary"] = summarise_folds(fold_metrics)
-    evaluate_predictions(out_root / "predictions_oof.csv", out_root / "pooled",
-                         val_preds=val_oof, val_source=f"validation patients of the {len(pooled_val)} folds",
+    evaluate_predictions(out_root / "predictions_oof.csv", out_root / "pooled", decision=records,
+                         decision_source=f"each of the {k} folds' own record, chosen on that fold's "
+                                         "validation patients, answers that fold's test patients",
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=mf.synthetic, title=f"{k}-fold cross-validation, pooled out-of-fold")
     result["pooled_report"] = str(out_root / "pooled" / "report.md")

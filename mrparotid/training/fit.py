@@ -15,6 +15,7 @@ from mrparotid.data.splits import save_split
 from mrparotid.errors import ManifestError
 from mrparotid.io.manifest import read_manifest
 from mrparotid.io.atomic import write_json
+from mrparotid.training.cross_fit import FOLDER as CROSS_FIT_FOLDER
 from mrparotid.training.run_dir import (default_manifest, git_hash, holds_run, is_worker,
                                         quiet_lightning, resolve_run_dir)
 
@@ -22,26 +23,31 @@ from mrparotid.training.run_dir import (default_manifest, git_hash, holds_run, i
 def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | None = None,
         splits: dict[str, list[str]] | None = None, progress: bool = True,
         evaluate: bool = True, overwrite: bool = False, resume: bool = False,
-        segmenter=None) -> dict:
+        segmenter=None, decide: bool = True, allow_overlap: bool = False) -> dict:
     """Train on a cohort, keep best/last checkpoints, predict val/test, write ``summary.json``.
 
     ``resume``: continue the interrupted run in ``out_dir`` from its ``checkpoints/last.ckpt``
     (from epoch 0 when there is none yet); a complete run (``summary.json``) is returned as it is.
     ``cfg`` and ``splits`` should then be the run's own
     (:func:`mrparotid.training.resume.resume_point`). ``segmenter``
-    (:class:`mrparotid.inference.masks.Segmenter`) adds the clinic path (automatic masks) to the
-    evaluation: ``evaluation/clinic.md``.
+    (:class:`mrparotid.inference.masks.Segmenter`) chooses the decision on automatic masks and adds
+    the clinic path to the evaluation (``evaluation/clinic.md``); it is refused when it trained or
+    validated on this run's test patients, unless ``allow_overlap``.
     """
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.loggers import CSVLogger
 
     from mrparotid.data.datamodule import ParotidDataModule
+    from mrparotid.training.progress import trainer_progress
     from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
     from mrparotid.models.lit_module import SliceClassifier, class_weights_from
     from mrparotid.training.resume import resumable_trainer_parts, saved_splits
 
     check_trainer_args(cfg["trainer"])
+    from mrparotid.training.selection import decision_masks
+
+    masks = decision_masks(cfg, segmenter)
     quiet_lightning()
     manifest_path = Path(manifest) if manifest else default_manifest(cfg, progress=progress)
     mf = read_manifest(manifest_path, check_dirs=False)
@@ -50,9 +56,8 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
         return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
     run_dir = Path(out_dir) if resume else resolve_run_dir(out_dir, cfg["trainer"], overwrite=overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not is_worker() and not resume:   # a failed or replaced run's checkpoints must not pass for this run's
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        (run_dir / "summary.json").unlink(missing_ok=True)
+    if not is_worker() and not resume:   # a failed or replaced run's outputs must not pass for this run's
+        clear_run_outputs(run_dir)
     resolved = dict(cfg, data=dict(cfg["data"], manifest=str(manifest_path)))
     if not (resume and (run_dir / "config.yaml").is_file()):   # a resumed run keeps its record
         dump_config(dict(resolved, git=git_hash(), version=__version__), run_dir / "config.yaml")
@@ -65,7 +70,25 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     dm = ParotidDataModule(cfg, mf, splits=splits, progress=progress)
     dm.prepare_data()
     dm.setup("fit")
+    k_cross = int(cfg["decision"].get("cross_fit") or 0)
+    if k_cross and dm.splits.get("val"):      # cross-fitting: every training patient trains the model
+        from mrparotid.training.cross_fit import merged_splits
+
+        dm = ParotidDataModule(cfg, mf, splits=merged_splits(dm.splits), progress=progress)
+        dm.prepare_data()
+        dm.setup("fit")
     split = save_split(run_dir, dm.splits, mf.cases) if not is_worker() else None
+    if split and split["val_carved_from_train"]:
+        print(f"the manifest names no validation patients: {len(split['val_carved_from_train'])} of its "
+              f"training patients (data.val_fraction {cfg['data']['val_fraction']}) validate instead "
+              "(split.json val_carved_from_train)")
+    if segmenter is not None and split is not None:    # never a segmenter that saw the test patients
+        from mrparotid.segmentation.overlap import check_segmenter_overlap
+
+        warning = check_segmenter_overlap(segmenter.loaded().meta, split, allow=allow_overlap,
+                                          seg_path=segmenter.path, cls_path=run_dir / "split.json")
+        if warning:
+            print(f"WARNING: {warning}")
     weights = class_weights_from(cfg["optim"]["class_weights"], dm.class_counts())
     module = SliceClassifier(cfg["model"], cfg["optim"], list(dm.channels),
                              int(cfg["trainer"]["max_epochs"]), weights,
@@ -74,16 +97,22 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     if not has_val and not is_worker():
         print("no validation patients: best.ckpt cannot be chosen, so the model is "
               "checkpoints/last.ckpt (summary.json records it)")
-    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val/acc",
-                           mode="max", save_top_k=1, auto_insert_metric_name=False)
+    from mrparotid.training.patient_val import MONITOR, PatientValidation
+    from mrparotid.training.selection import add_validation_curve, chosen_by, weight_averaging
+
+    patient_val = (PatientValidation(dm.data["val"].patient_id, dm.data["val"].y.numpy(),
+                                     from_epoch=int(cfg["trainer"]["max_epochs"]) // 2) if has_val else None)
+    ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=MONITOR,
+                           mode="min", save_top_k=1, auto_insert_metric_name=False)
     kwargs = trainer_kwargs(cfg, has_val)
     precision = precision_note(cfg, kwargs["precision"])
     parts = resumable_trainer_parts(last)   # last.ckpt every epoch, RNG states, atomic files
-    trainer = pl.Trainer(**kwargs, callbacks=([ckpt] if has_val else []) + parts["callbacks"],
-                         plugins=parts["plugins"],
+    bar = trainer_progress(progress)        # a bar on a terminal, else one line per epoch
+    trainer = pl.Trainer(**kwargs, callbacks=([patient_val, ckpt] if has_val else []) + weight_averaging(cfg, steps_per_epoch(dm, cfg))
+                         + parts["callbacks"] + bar["callbacks"], plugins=parts["plugins"],
                          default_root_dir=run_dir,
                          logger=CSVLogger(save_dir=run_dir, name="", version=""),
-                         enable_progress_bar=progress, enable_model_summary=False)
+                         enable_progress_bar=bar["enable_progress_bar"], enable_model_summary=False)
     if resume_from is not None and not is_worker():
         print(f"resuming from {resume_from}")
     trainer.fit(module, datamodule=dm, ckpt_path=resume_from, weights_only=True)
@@ -98,8 +127,9 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     loaded = load_checkpoint(best)
     summary = {"run_dir": str(run_dir), "manifest": str(manifest_path), "synthetic": mf.synthetic,
                "channels": list(dm.channels), "best_checkpoint": str(best),
-               "model_checkpoint": "best (highest val/acc)" if has_val else
+               "model_checkpoint": chosen_by(ckpt) if has_val else
                "last (no validation patients, so no best.ckpt)",
+               "validation_curve": {MONITOR: patient_val.history} if has_val else {},
                "epochs": int(trainer.current_epoch), "splits": {k: sorted(v) for k, v in dm.splits.items()}}
     summary["precision"] = precision
     rule_n = int(cfg["rule"]["malignant_min_slices"])
@@ -110,11 +140,32 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
                                        precision=kwargs["precision"])
         if rows is not None:
             summary[split] = quick_metrics(rows, rule_n)
-    from mrparotid.training.calibration import calibrate_run
-    summary["calibration"] = calibrate_run(run_dir, cfg, [best, last],    # into the checkpoints
-                                           has_val="val" in summary)
+    from mrparotid.training.decision import choose_decision
+    if not decide:
+        write_json(run_dir / "summary.json", summary)
+        return summary
+    if k_cross:                  # the decision is chosen on out-of-fold predictions of every training patient
+        from mrparotid.training.cross_fit import cross_fit_predictions
+
+        cross_fit_predictions(cfg, manifest_path, run_dir, dm.splits["train"], mf.cases, k=k_cross,
+                              synthetic=mf.synthetic, progress=progress)
+        summary["val"] = {"cross_fit": k_cross}
+    auto = None
+    if "val" in summary and masks == "auto":
+        from mrparotid.training.decision import auto_mask_patients     # as diagnose will see them
+
+        by_id = mf.by_id()
+        auto = auto_mask_patients(best, segmenter, [by_id[p] for p in dm.splits["val"]],
+                                  roles_file=cfg["data"].get("dicom_roles"), progress=progress)
+    summary["decision"] = choose_decision(run_dir, cfg, best, [last],    # into best.ckpt only
+                                          val_csv=run_dir / "predictions_val.csv" if "val" in summary else None,
+                                          masks="auto" if auto is not None else "given", patients=auto,
+                                          note=f"out-of-fold predictions of {k_cross} cross-fit models "
+                                               f"({CROSS_FIT_FOLDER}/)" if k_cross else "")
     if evaluate and has_test:
-        summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic, summary["calibration"])
+        summary["evaluation"] = run_evaluation(run_dir, cfg, mf.synthetic, summary["decision"], best.name)
+        if has_val:
+            summary["chosen_epoch"] = add_validation_curve(run_dir / "evaluation", patient_val, mf.synthetic)
         if segmenter is not None:   # + the clinic path: automatic masks (evaluation/clinic.md)
             from mrparotid.evaluation.clinic import plain, run_clinic
 
@@ -125,6 +176,11 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
                                                               "segmentation", "detection", "changed")})
     write_json(run_dir / "summary.json", summary)   # last, atomically: the run is complete
     return summary
+
+
+def steps_per_epoch(dm, cfg: dict) -> int:
+    """Optimiser steps in one training epoch (full batches; the last partial one is dropped)."""
+    return max(1, len(dm.data["train"]) // int(cfg["data"]["batch_size"]))
 
 
 def seed_run(cfg: dict) -> None:
@@ -198,18 +254,29 @@ def quick_metrics(rows: list[dict], malignant_min_slices: int) -> dict:
             "patients": int(rule["n"]), "patient_accuracy": rule["estimate"] if rule["n"] else None}
 
 
-def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool, calibration: dict | None = None) -> str | None:
-    """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``
-    (``calibration``: the run's record, else fitted there on the validation predictions)."""
+def run_evaluation(run_dir: Path, cfg: dict, synthetic: bool, decision: dict, checkpoint: str) -> str | None:
+    """Full evaluation report of a run's test predictions, in ``run_dir/evaluation``, with the
+    run's decision record (``decision``, stored in ``checkpoint``)."""
+    from mrparotid.decision.record import DecisionRecord
     from mrparotid.evaluation.evaluate import evaluate_predictions
 
-    val = run_dir / "predictions_val.csv"
     out = run_dir / "evaluation"
-    evaluate_predictions(run_dir / "predictions_test.csv", out, val_preds=val if val.exists() else None,
+    evaluate_predictions(run_dir / "predictions_test.csv", out,
                          malignant_min_slices=int(cfg["rule"]["malignant_min_slices"]),
                          synthetic=synthetic, title=evaluation_title(run_dir),
-                         calibration=calibration, refer=cfg.get("refer"))
+                         decision=DecisionRecord.from_dict(decision),
+                         decision_source=f"{checkpoint}'s, chosen on its validation predictions")
     return str(out / "report.md")
+
+
+def clear_run_outputs(run_dir: Path) -> None:
+    """Remove what an earlier run in ``run_dir`` left that this run writes anew: checkpoints,
+    predictions (an old ``predictions_val.csv`` would choose this run's decision), the evaluation
+    and the summary."""
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    shutil.rmtree(run_dir / "evaluation", ignore_errors=True)
+    for name in ("summary.json", "predictions_val.csv", "predictions_test.csv", "metrics.csv"):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def evaluation_title(run_dir: Path) -> str:
@@ -227,7 +294,6 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
     from mrparotid.data.cache import prepare_patients
     from mrparotid.data.datamodule import load_split
     from mrparotid.data.splits import saved_split, split_record
-    from mrparotid.inference.refer import calibration_of
     from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
@@ -258,7 +324,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
                                    synthetic=paths["synthetic"],
                                    precision=cfg["trainer"].get("precision", "auto")):
             paths[key] = out_dir / f"predictions_{name}.csv"
-    paths["calibration"] = calibration_of(meta)    # the checkpoint's, as diagnose applies it
+    paths["decision_source"] = f"{loaded.path.name}'s own (stored by fit)"
     if "preds" not in paths:
         raise ManifestError(f"the run has no {split} patients", path=mf.path,
                             fix="choose another --split, or re-run fit with test patients")

@@ -24,7 +24,7 @@ from mrparotid.config import check_trainer_args, read_yaml_mapping
 from mrparotid.constants import SERIES
 from mrparotid.data.splits import cohort_split
 from mrparotid.errors import ConfigError, ManifestError
-from mrparotid.io.atomic import write_json
+from mrparotid.io.atomic import write_json, write_text
 from mrparotid.training.ablate import SERIES_COMBINATIONS, channel_name, with_mask
 from mrparotid.training.fit import fit
 from mrparotid.training.run_dir import holds_run, is_worker, prepared_cohort
@@ -139,10 +139,18 @@ def ablate_missing(cfg: dict, *, manifest: str | Path | None = None, out_dir: st
              "dedicated": dedicated[s], "dropout": preds[channel_name(s)]}
             for s in sorted(SERIES_COMBINATIONS, key=lambda s: (-len(s), SERIES_COMBINATIONS.index(s)))]
     table = missing_table(rows, out_root, synthetic=mf.synthetic, dropout_rate=rate)
+    from mrparotid.decision.record import record_of
+    from mrparotid.evaluation.missing import subset_answers, subset_answers_markdown
+    from mrparotid.models.checkpoint import load_checkpoint
+
+    answers = subset_answers(preds, record_of(load_checkpoint(best).meta, best),
+                             int(cfg["rule"]["malignant_min_slices"]))
+    report = out_root / "missing.md"
+    write_text(report, report.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + subset_answers_markdown(answers))
     result = {"series_dropout": rate, "mask": mask, "splits": splits, "synthetic": mf.synthetic,
               "dropout_run": str(out_root / DROPOUT_RUN),
               "dedicated_runs": {channel_name(s): str(p.parent) for s, p in dedicated.items()},
-              "table": table.to_dict(orient="records"), "report": str(out_root / "missing.md")}
+              "table": table.to_dict(orient="records"), "answers": answers, "report": str(out_root / "missing.md")}
     write_json(out_root / "missing.json", result)
     result["text"] = format_missing(table)
     return result

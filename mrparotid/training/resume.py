@@ -30,13 +30,15 @@ from pytorch_lightning import Callback
 from pytorch_lightning.plugins import TorchCheckpointIO
 
 from mrparotid.config import load_config, read_yaml_mapping
-from mrparotid.errors import ConfigError
+from mrparotid.errors import CheckpointError, ConfigError
 from mrparotid.io.atomic import atomic_path
 from mrparotid.training.run_dir import holds_run
 
 RUN_CONFIG = "config.yaml"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 RUN_KEYS_NOT_CONFIG = ("git", "version", "kind")   # recorded beside the config (kind: segmenter)
+RESUME_FIX = ("the run's checkpoint is damaged or was replaced: restore the file the run wrote, or "
+              "start the run again without --resume")
 
 
 @dataclass(frozen=True)
@@ -103,12 +105,49 @@ def resume_point(run_dir: str | Path) -> ResumePoint:
     ------
     ConfigError
         ``run_dir`` holds no ``config.yaml``.
+    CheckpointError
+        An interrupted run's ``last.ckpt`` is not one it can resume from (:func:`resume_checkpoint`).
     """
     run_dir = Path(run_dir)
     cfg = run_config(run_dir)
     last = run_dir / LAST_CHECKPOINT
+    kind = run_kind(run_dir)
+    complete = holds_run(run_dir)
+    if last.is_file() and not complete:
+        resume_checkpoint(last, kind)          # refused here, before any data is read
     return ResumePoint(run_dir, cfg, saved_splits(run_dir), last if last.is_file() else None,
-                       holds_run(run_dir), run_kind(run_dir))
+                       complete, kind)
+
+
+def resume_checkpoint(path: Path, kind: str | None = None) -> dict:
+    """The Lightning checkpoint a run resumes from (or tests with), loaded with
+    ``weights_only=True`` and checked: its record (:mod:`mrparotid.models.checkpoint_schema`; a
+    ``kind`` run's format when given), its weights (they fit the network the record describes) and
+    the training state Lightning restores.
+
+    Raises
+    ------
+    CheckpointError
+        Not loadable safely (e.g. it holds pickled code), not an mrparotid run's checkpoint, or a
+        section missing, of the wrong type or out of range.
+    """
+    from mrparotid.models.checkpoint import checkpoint_record, classifier_from, torch_load_safely
+    from mrparotid.models.checkpoint_schema import CLASSIFIER_FORMAT, SEGMENTER_FORMAT, check_training_state
+    from mrparotid.segmentation.infer import segmenter_from
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError("checkpoint not found", path=path, fix=RESUME_FIX)
+    ckpt = torch_load_safely(path, "mrparotid training checkpoint", RESUME_FIX)
+    meta = checkpoint_record(ckpt)
+    wanted = {"classifier": (CLASSIFIER_FORMAT,), "segmenter": (SEGMENTER_FORMAT,)}.get(
+        kind, (CLASSIFIER_FORMAT, SEGMENTER_FORMAT))
+    if meta is None or meta.get("format") not in wanted:
+        raise CheckpointError(f"not the checkpoint of an mrparotid {kind or 'training'} run", path=path,
+                              fix=RESUME_FIX)
+    (classifier_from if meta["format"] == CLASSIFIER_FORMAT else segmenter_from)(ckpt, path, RESUME_FIX)
+    check_training_state(ckpt, path, RESUME_FIX)
+    return ckpt
 
 
 def saved_splits(run_dir: str | Path) -> dict[str, list[str]] | None:
@@ -181,7 +220,12 @@ class RngStates(Callback):
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, through :func:`mrparotid.io.atomic.atomic_path`: a kill or a
-    full disk never leaves a truncated ``last.ckpt`` (OutputError names the path)."""
+    full disk never leaves a truncated ``last.ckpt`` (OutputError names the path). Its reader
+    (resuming, ``trainer.test(ckpt_path=...)``) is :func:`resume_checkpoint`: a damaged or unsafe
+    file is a CheckpointError, for ``fit``, ``segment fit``, ``--cv`` and ablation folds alike."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict[str, Any]:
+        return resume_checkpoint(Path(path))
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
         path = Path(path)

@@ -198,3 +198,23 @@ def test_config_validation():
 def test_wrong_input_shape_raises():
     with pytest.raises(ValueError, match="expects"):
         augment(channels=("T1", "T2"))(make_batch(channels=CHANNELS))
+
+
+def test_mask_jitter_moves_the_contour_edge_keeps_it_binary_and_leaves_the_series_alone():
+    import torch
+
+    from mrparotid.data.augment import BatchAugment
+
+    torch.manual_seed(0)
+    x = torch.rand(8, 4, 64, 64)
+    x[:, 3] = 0
+    x[:, 3, 16:48, 20:44] = 1
+    neutral = {"hflip_p": 0, "degrees": 0, "translate": 0, "scale": [1, 1], "brightness": 0, "contrast": 0,
+               "gamma": [1, 1], "mask_jitter": 1.0, "mask_jitter_px": 6}
+    out = BatchAugment(("T1", "CE-T1", "T2", "mask"), neutral).train()(x.clone())
+    assert torch.equal(out[:, :3], x[:, :3])
+    assert set(out[:, 3].unique().tolist()) <= {0.0, 1.0}
+    changed = (out[:, 3] != x[:, 3]).flatten(1).sum(1)
+    assert (changed > 0).all() and (changed < 0.5 * x[:, 3].flatten(1).sum(1)).all()
+    off = BatchAugment(("T1", "CE-T1", "T2", "mask"), {**neutral, "mask_jitter": 0.0}).train()(x.clone())
+    assert torch.equal(off, x)

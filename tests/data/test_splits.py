@@ -59,3 +59,16 @@ def test_no_patient_twice(seed):
     splits = split_patients(cohort(50), test_fraction=0.3, val_fraction=0.3, seed=seed)
     ids = [p for v in splits.values() for p in v]
     assert len(ids) == len(set(ids)) == 50
+
+
+def test_a_train_test_manifest_gets_validation_carved_from_train_never_from_test():
+    from mrparotid.data.splits import split_record
+
+    cases = [PatientCase(f"P{i:03d}", DIAGNOSES[i % 3], None, "test" if i < 10 else "train") for i in range(60)]
+    splits = split_patients(cases, test_fraction=0.1, val_fraction=0.2, seed=1)
+    assert len(splits["val"]) == 10 and len(splits["test"]) == 10
+    assert not set(splits["val"]) & {f"P{i:03d}" for i in range(10)}
+    assert split_patients(cases, test_fraction=0.1, val_fraction=0.2, seed=1) == splits   # seeded
+    assert split_record(splits, cases)["val_carved_from_train"] == splits["val"]
+    explicit = [PatientCase("V1", "malignant", None, "val")] + cases
+    assert split_patients(explicit, val_fraction=0.2, seed=1)["val"] == ["V1"]           # explicit wins

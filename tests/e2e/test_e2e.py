@@ -222,7 +222,7 @@ def test_fit_without_manifest_uses_the_embedded_phantom(tmp_path, monkeypatch):
 def test_evaluate_checkpoint_on_a_manifest_split(run, cohort, tmp_path, capsys):
     out = tmp_path / "ev"
     assert main(["evaluate", "--checkpoint", str(run / "checkpoints" / "best.ckpt"), "-m", str(cohort),
-                 "--split", "test", "--out", str(out), "-q", "--data.test_fraction", "0.34"]) == 0
+                 "--split", "test", "--out", str(out), "-q"]) == 0
     printed = capsys.readouterr().out
     assert "SYNTHETIC" in printed and "slice accuracy" in printed
     for name in ("report.md", "metrics.json", "confusion.png", "roc.png", "patients.csv"):

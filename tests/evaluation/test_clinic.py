@@ -36,12 +36,16 @@ def test_patient_table_counts_and_misses():
     assert (bvm["specificity"]["k"], bvm["specificity"]["n"]) == (2, 3)       # e is a miss
 
 
+def _side(tumour: bool, found: bool, false_alarm: bool = False) -> dict:
+    return {"tumour": tumour, "auto": found or false_alarm, "found": found, "false_alarm": false_alarm}
+
+
 def test_detection_counts_sides_with_wilson_intervals():
-    rows = [{"patient_id": f"P{i}", "sides": {"L": {"tumour": True, "found": i != 0},
-                                              "R": {"tumour": False, "found": i == 1}}}
+    rows = [{"patient_id": f"P{i}", "sides": {"L": _side(True, i != 0), "R": _side(False, False, i == 1)}}
             for i in range(10)]
     det = detection_summary(rows)
     assert det["sides"] == 20 and det["missed"] == ["P0 L"] and det["false_alarms"] == ["P1 R"]
+    assert (det["false_alarm_rate"]["k"], det["false_alarm_rate"]["n"]) == (1, 20)
     sens = det["sensitivity"]
     assert (sens["k"], sens["n"]) == (9, 10)
     assert (sens["estimate"], sens["lo"], sens["hi"]) == pytest.approx(proportion_ci(9, 10, method="wilson"))
@@ -65,7 +69,8 @@ def test_score_patient_dice_and_hd95_in_mm(tmp_path):
     assert row["gland_dice"] == 1.0 and row["gland_hd95_mm"] == 0.0
     assert row["tumour_dice"] == pytest.approx(2 / 3)       # 2 of 3 slices overlap
     assert row["tumour_hd95_mm"] == pytest.approx(3.0)     # the z spacing, not 1 voxel or 2 mm
-    assert row["sides"] == {"L": {"tumour": True, "found": True}, "R": {"tumour": False, "found": False}}
+    assert row["sides"] == {"L": {"tumour": True, "auto": True, "found": True, "false_alarm": False},
+                            "R": {"tumour": False, "auto": False, "found": False, "false_alarm": False}}
     assert row["given_slices"] == row["auto_slices"] == 3 + 8
 
 
@@ -110,15 +115,26 @@ def test_evaluate_segmenter_needs_a_checkpoint(tmp_path, capfd):
     assert "--checkpoint" in capfd.readouterr().err
 
 
+class _WithSplit(FakeSegmenter):
+    """A stand-in segmenter trained on the classifier's own split (split_cohort: A1-A3 test)."""
+
+    train = ("T1",)
+
+    def loaded(self):
+        from types import SimpleNamespace
+
+        split = {"splits": {"train": list(self.train), "val": [], "test": ["A1", "A2", "A3"]}}
+        return SimpleNamespace(synthetic=True, series=("T1", "CE-T1", "T2"), meta={"split": split})
+
+
 def test_evaluate_with_segmenter_writes_the_clinic_section(tmp_path, monkeypatch, capsys):
     from mrparotid.cli import verbs
 
     manifest = split_cohort(tmp_path)
-    monkeypatch.setattr(verbs, "_segmenter", lambda path: FakeSegmenter(fn=_by_patient))
+    monkeypatch.setattr(verbs, "_segmenter", lambda path: _WithSplit(fn=_by_patient))
     out = tmp_path / "eval"
     assert main(["evaluate", "--checkpoint", str(tmp_path / "m.ckpt"), "--manifest", str(manifest),
-                 "--segmenter", "seg.ckpt", "--out", str(out), "-q",
-                 "--data.image_size", "32"]) == 0
+                 "--segmenter", "seg.ckpt", "--out", str(out), "-q"]) == 0
     text = capsys.readouterr().out
     assert "clinic path (3 test patients)" in text and "side-level tumour detection" in text
     report = (out / "report.md").read_text(encoding="utf-8")
@@ -154,3 +170,42 @@ def test_a_segmenter_trained_on_the_test_patients_is_flagged(tmp_path):
     assert len(result["warnings"]) == 1 and "(A1)" in result["warnings"][0]
     assert "> **Warning:** the segmenter was trained on 1 of these patients" in \
         write_clinic(result, tmp_path / "e")["md"].read_text(encoding="utf-8")
+
+
+def test_found_needs_overlap_and_a_misplaced_tumour_is_a_false_alarm(tmp_path):
+    """The automatic tumour lies in the right gland (the true side) but not on the true tumour."""
+    arrays = patient_arrays(tumour_side="R")
+    manifest = write_cohort(tmp_path, [("P1", "warthin", {"arrays": arrays})])
+    _, loaded = tiny_checkpoint(tmp_path / "m.ckpt")
+    misplaced = np.zeros_like(arrays["tumour"])
+    misplaced[8:10, 13:16, 7:10] = 1                       # right gland, slices 8-9: no overlap
+    row = score_patient(read_manifest(manifest).cases[0], loaded, FakeSegmenter(arrays["gland"], misplaced))
+    assert row["sides"]["R"]["tumour"] and not row["sides"]["R"]["found"]
+    assert row["sides"]["R"]["false_alarm"]
+    det = clinic.detection_summary([row])
+    assert (det["sensitivity"]["k"], det["sensitivity"]["n"]) == (0, 1)
+    assert det["missed"] == ["P1 R"] and det["false_alarms"] == ["P1 R"]
+    assert (det["false_alarm_rate"]["k"], det["accuracy"]["k"]) == (1, 1)     # the clear left side
+    from mrparotid.evaluation.clinic_report import clinic_lines, clinic_markdown
+
+    summary = clinic.summarise([row])
+    assert "| false alarm (sides with one) | 0.500" in clinic_markdown(summary, banner=False)
+    assert "found 0/1 tumour sides, false alarms on 1 of 2 sides" in "\n".join(clinic_lines(summary))
+
+
+def test_evaluate_refuses_a_segmenter_that_trained_on_the_test_patients(tmp_path, monkeypatch, capsys):
+    from mrparotid.cli import verbs
+
+    class Leaky(_WithSplit):
+        train = ("T1", "A2")
+
+    manifest = split_cohort(tmp_path)
+    monkeypatch.setattr(verbs, "_segmenter", lambda path: Leaky(fn=_by_patient))
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "m.ckpt"), "--manifest", str(manifest),
+            "--segmenter", "seg.ckpt", "--out", str(tmp_path / "eval"), "-q"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "1 of the classifier's 3 test patients (A2" in err
+    assert "--allow-overlap" in err and not (tmp_path / "eval" / "report.md").exists()
+    assert main(argv + ["--allow-overlap"]) == 0
+    assert "WARNING: the segmenter trained or validated on 1" in capsys.readouterr().err

@@ -119,12 +119,15 @@ def test_soft_vote_threshold(csv_path):
         {"P1": 0.625, "P2": 0.175, "P3": 0.175})
     assert list(table["n_tumour_slices"]) == [4, 4, 4]
     assert list(table["soft_diagnosis"]) == ["malignant", "pleomorphic_adenoma", "pleomorphic_adenoma"]
-    th, source = metrics.choose_soft_threshold(df)
-    assert th == pytest.approx((0.175 + 0.625) / 2) and "validation" in source
-    pm_val, _ = metrics.patient_metrics(df, val_preds=df)
-    assert pm_val["soft_vote"]["threshold"] == pytest.approx(0.4)
-    only_benign = df[df["patient_id"] != "P1"]
-    assert metrics.choose_soft_threshold(only_benign)[0] == 0.5
+    from mrparotid.decision.fit import soft_cut
+
+    pats = metrics.patient_slices(df)[0]
+    th = soft_cut(pats, 0.95)          # the answer's rule-out method: keeps the malignant P1
+    assert 0.175 < th < 0.625
+    pm_val, _ = metrics.patient_metrics(df, soft_threshold=th, soft_source="validation")
+    assert pm_val["soft_vote"]["threshold"] == pytest.approx(th)
+    only_benign = {k: v for k, v in pats.items() if k != "P1"}
+    assert soft_cut(only_benign, 0.95) == 0.5
 
 
 def test_evaluate_writes_everything(csv_path, tmp_path):

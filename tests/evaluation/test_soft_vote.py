@@ -7,8 +7,7 @@ import pandas as pd
 import pytest
 
 from mrparotid.evaluation import metrics, predictions
-from mrparotid.evaluation.evaluate import evaluate_predictions
-from mrparotid.inference.decide import soft_vote, tumour_mean_malignant
+from mrparotid.decision.rule import soft_vote, tumour_mean_malignant
 
 BENIGN = ("pleomorphic_adenoma", "warthin")
 
@@ -59,28 +58,3 @@ def test_clear_malignant_patients_are_malignant_at_the_default_threshold():
     assert by_id.loc["M1", "mean_p_malignant"] == pytest.approx(0.5925)
     assert list(by_id["n_tumour_slices"]) == [3, 2, 4, 3] and list(by_id["n_slices"]) == [11, 10, 12, 11]
     assert pm["soft_vote"]["accuracy"]["k"] == 4
-
-
-def test_threshold_is_chosen_on_validation_patients_and_reported(tmp_path):
-    val_path = predictions.write_predictions(cohort(VAL), tmp_path / "predictions_val.csv")
-    th, source = metrics.choose_soft_threshold(cohort(VAL), "predictions_val.csv")
-    assert th == pytest.approx(0.325) and "4 validation patients (predictions_val.csv)" in source
-    m = evaluate_predictions(cohort(TEST), tmp_path / "eval", val_preds=val_path)
-    sv = m["patient"]["soft_vote"]
-    assert sv["threshold"] == pytest.approx(0.325) and "predictions_val.csv" in sv["threshold_source"]
-    report = (tmp_path / "eval" / "report.md").read_text(encoding="utf-8")
-    assert "Soft-vote threshold 0.325 (chosen on 4 validation patients (predictions_val.csv)" in report
-    assert "mean malignant probability over the patient's tumour slices" in report
-    m0 = evaluate_predictions(cohort(TEST), tmp_path / "eval0")
-    assert "NOT chosen on validation" in (tmp_path / "eval0" / "report.md").read_text(encoding="utf-8")
-    assert m0["patient"]["soft_vote"]["threshold"] == 0.5
-
-
-def test_pooled_validation_predictions_keep_each_fold_patient():
-    fold1, fold2 = cohort(VAL), cohort(VAL)                  # the same patients validated in two folds
-    fold2.attrs["synthetic"] = True
-    pooled = predictions.pool_predictions({"fold1": fold1, "fold2": fold2})
-    assert len(pooled) == 2 * len(fold1) and pooled.attrs["synthetic"] is True
-    assert {"fold1/V1", "fold2/V1"} <= set(pooled["patient_id"])
-    th, source = metrics.choose_soft_threshold(pooled, "2 folds")
-    assert th == pytest.approx(0.325) and "8 validation patients" in source

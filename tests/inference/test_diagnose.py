@@ -142,17 +142,19 @@ def test_csv_has_every_predicted_slice_with_and_without_masks(tmp_path, monkeypa
 
 
 def test_a_temperature_at_a_search_bound_is_a_warning_in_every_output(tmp_path, capsys):
-    from calibration_data import five_malignant
+    import dataclasses
 
-    from mrparotid.evaluation.calibration import fit_calibration
-    from mrparotid.training.calibration import store_calibration
+    from calibration_data import five_malignant
+    from mrparotid.decision.fit import fit_decision
+    from mrparotid.evaluation.metrics import patient_slices
+    from mrparotid.training.decision import store_decision
 
     manifest = write_cohort(tmp_path, [("P001", "warthin", {"arrays": carved_arrays()})])
     _, _ = tiny_checkpoint(tmp_path / "m.ckpt")
-    record = dict(fit_calibration(five_malignant(), warn=False),
-                  temperature=20.0, temperature_note="the temperature reached its upper bound 20")
-    store_calibration(tmp_path / "m.ckpt", record)
+    record = dataclasses.replace(fit_decision(patient_slices(five_malignant())[0], warn=False),
+                                 temperature=20.0, temperature_note="the temperature reached its upper bound 20")
+    store_decision(tmp_path / "m.ckpt", record.to_dict())
     report = diagnose_case(read_manifest(manifest).cases[0], load_checkpoint(tmp_path / "m.ckpt"))
-    assert report["calibration"]["temperature_note"] == record["temperature_note"]
-    assert record["temperature_note"] in report["warnings"]
-    assert f"WARNING: {record['temperature_note']}" in format_report(report)
+    assert report["decision"]["temperature_note"] == record.temperature_note
+    assert record.temperature_note in report["warnings"]
+    assert f"WARNING: {record.temperature_note}" in format_report(report)

@@ -52,7 +52,7 @@ def test_patient_id_defaults_to_folder_name(tmp_path):
 def test_tumour_is_optional_unless_required(tmp_path):
     d = write_patient(tmp_path / "P001", omit=("tumour",))
     assert "tumour" not in find_patient_files(d, "P001").paths
-    with pytest.raises(InputError, match=r"patient P001: file .*P001/tumor: no tumour mask found"):
+    with pytest.raises(InputError, match=r"patient P001: file .*P001: no tumour mask found among"):
         find_patient_files(d, "P001", require_tumour=True)
 
 
@@ -63,7 +63,7 @@ def test_missing_series_or_gland_names_patient_and_file(tmp_path, role, name):
     with pytest.raises(InputError) as exc:
         find_patient_files(d, "P003")
     text = str(exc.value)
-    assert text.startswith(f"patient P003: file {d / name}: no {role} ")
+    assert text.startswith(f"patient P003: file {d}: no {role} ")
     assert "->" in text and "\n" not in text
 
 
@@ -224,3 +224,44 @@ def test_missing_folder_fix_says_where_the_folder_was_named(tmp_path):
     with pytest.raises(InputError, match="check the folder path$") as err:
         find_patient_files(tmp_path / "P1", "P1", hint="folder")
     assert "manifest" not in str(err.value)
+
+
+@pytest.mark.parametrize("name,role", [
+    ("t1_tse_tra.nii.gz", "T1"), ("t1_vibe_fs_tra_post.nii.gz", "CE-T1"), ("t2_tse_ax.nii", "T2"),
+    ("t2_tse_tra.nrrd", "T2"), ("T2W_TSE.nii.gz", "T2"), ("T1W_SE.mha", "T1"), ("T1_FS_GD.nii", "CE-T1"),
+    ("t2_flair_tra.nii.gz", None), ("localizer_t1.nii.gz", None), ("t1_mask.nii.gz", None),
+    ("tumour_t2.nii.gz", None),
+])
+def test_scanner_protocol_names_get_roles_by_the_dicom_role_rules(name, role):
+    from mrparotid.dicom.roles import role_of_name
+
+    assert role_of(Path(name)) == role
+    if role is not None:     # the same rules as a SeriesDescription
+        assert role_of_name(name.split(".")[0]) == role
+
+
+def test_find_patient_files_by_protocol_name(tmp_path):
+    d = write_patient(tmp_path / "P1", names={"T1": "t1_tse_tra", "CE-T1": "t1_vibe_fs_tra_post",
+                                              "T2": "t2_tse_ax"}, suffix=".nii")
+    files = find_patient_files(d, "P1")
+    assert {r: files.paths[r].name for r in ("T1", "CE-T1", "T2")} == {
+        "T1": "t1_tse_tra.nii", "CE-T1": "t1_vibe_fs_tra_post.nii", "T2": "t2_tse_ax.nii"}
+    # an exact name wins over a protocol name of the same role; protocol-named folders are not
+    # series (a DICOM study export names its folders by protocol)
+    sitk.WriteImage(to_image(patient_arrays()["T2"]), str(d / "T2.nii.gz"))
+    (d / "t1_tse_cor").mkdir()
+    assert find_patient_files(d, "P1").paths["T2"].name == "T2.nii.gz"
+    assert role_of(d / "t1_tse_cor") is None
+
+
+def test_a_missing_role_lists_the_files_seen_and_the_names_accepted(tmp_path):
+    d = write_patient(tmp_path / "P1", omit=("T2",))
+    sitk.WriteImage(to_image(patient_arrays()["T2"]), str(d / "t2_flair_ax.nii"))
+    with pytest.raises(InputError) as exc:
+        find_patient_files(d, "P1")
+    text = str(exc.value)
+    assert text.startswith(f"patient P1: file {d}: no T2 series found")     # the folder, which exists
+    for seen in ("T1.nii.gz", "CE-T1.nii.gz", "parotid.nii.gz", "t2_flair_ax.nii"):
+        assert seen in text
+    assert "T2/T2W" in text and "t2_tse_ax" in text and "dicom_roles.yaml" in text
+    assert "train" not in text and "checkpoint" not in text and "\n" not in text

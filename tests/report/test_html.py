@@ -76,13 +76,14 @@ def test_no_banner_without_synthetic_but_always_the_disclaimer(explained):
 
 def test_fields_added_by_other_stages_are_shown_and_escaped(explained):
     report = dict(explained.report, patient_id="<script>alert(1)</script>", p_malignant=0.81234,
-                  answer="refer", refer_band=[0.3, 0.7], masks={"gland": "auto", "tumour": "given"},
-                  missing_series=["CE-T1"], a_new_field={"x": 1})
+                  answer="refer", headline="ANSWER: REFER to a radiologist (<b>band</b>)",
+                  decision={"operating_point": "malignant at p >= 0.700, benign below 0.300", "record": "m.ckpt's own"},
+                  masks={"gland": "auto", "tumour": "given"}, missing_series=["CE-T1"], a_new_field={"x": 1})
     page = patient_page(report, None, model_card(explained.loaded))
-    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>band" not in page
     body = texts(parse(page))
     assert "REFER to a radiologist" in body and "p(malignant) = 0.812" in body
-    assert "refer band [0.300, 0.700)" in body and "gland: automatic (segmenter)" in body
+    assert "malignant at p >= 0.700, benign below 0.300" in body and "gland: automatic (segmenter)" in body
     assert "Missing series: CE-T1" in body and "a_new_field" in body and '{"x": 1}' in body
 
 

@@ -26,7 +26,7 @@ def test_evaluate_checkpoint_writes_a_montage_per_misdiagnosed_patient(tmp_path,
     monkeypatch.setattr(montage, "montage_png", spy)
     out = tmp_path / "eval"
     assert main(["evaluate", "--checkpoint", str(tmp_path / "m.ckpt"), "--manifest", str(manifest),
-                 "--out", str(out), "-q", "--data.image_size", "32"]) == 0
+                 "--out", str(out), "-q"]) == 0
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     wrong = metrics["patient"]["rule"]["misdiagnosed"]
     assert wrong, "an untrained model misdiagnoses some of three different diagnoses"

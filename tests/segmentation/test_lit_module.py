@@ -47,3 +47,34 @@ def test_module_learns_a_bright_square():
         loss.backward()
         opt.step()
     assert loss.item() < first / 2
+
+
+class _Fixed(torch.nn.Module):
+    """A 'network' that returns the logits it was given, whatever the input."""
+
+    def __init__(self, logits: torch.Tensor):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, x):
+        return self.logits
+
+
+def test_checkpoint_figure_penalises_tumour_on_tumour_free_slices():
+    """Slice 0: tumour drawn and found; slice 1: no tumour drawn, tumour predicted. The figure that
+    chooses best.ckpt must count slice 1 as a miss (0), not leave it out."""
+    module = SegmenterModule(CFG["model"], CFG["optim"], CFG["loss"], CFG["augment"], ["T1"], 10)
+    y = torch.zeros(2, 2, 8, 8)
+    y[:, 0, 1:7, 1:7] = 1.0                  # gland on both slices
+    y[0, 1, 2:5, 2:5] = 1.0                  # tumour on slice 0 only
+    pred = y.clone()
+    pred[1, 1, 4:6, 4:6] = 1.0               # false-positive tumour on slice 1
+    module.model = _Fixed((pred * 2 - 1) * 10)
+    logged = {}
+    module.log = lambda name, value, **kw: logged.__setitem__(name, float(value))
+    module.validation_step((torch.zeros(2, 1, 8, 8), y), 0)
+    module.on_validation_epoch_end()
+    assert logged["val/dice_gland"] == 1.0
+    assert logged["val/dice_tumour"] == 0.5
+    assert logged["val/dice"] == 0.75
+    assert logged["val/tumour_false_alarm"] == 1.0        # 1 of 1 tumour-free slices

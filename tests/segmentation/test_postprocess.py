@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mrparotid.data.grid import Study
 from mrparotid.segmentation.postprocess import postprocess
 
 SHAPE = (10, 40, 60)          # (z, y, x); x towards patient Left
 SPACING = (1.0, 1.0, 2.0)     # (x, y, z) mm: a voxel is 2 mm^3
-SETTINGS = dict(min_component_mm3=40.0, tumour_max_distance_mm=3.0)
+# the grid's study: centred on LPS x 0, T1 tissue everywhere (no head outline), so a lone gland's
+# side is the sign of its LPS x (with a warning); see tests/data/test_sides.py for the outline
+STUDY = Study("P1", {"T1": np.full(SHAPE, 300.0, np.float32)}, None, None, SPACING,
+              (-29.5, -19.5, 0.0), np.eye(3))
+SETTINGS = dict(min_component_mm3=40.0, tumour_max_distance_mm=3.0, study=STUDY)
 
 
 def box(z, y, x) -> np.ndarray:
@@ -74,9 +79,9 @@ def test_side_findings_in_ml():
 def test_min_size_is_in_mm3():
     # the 96-voxel right piece alone is 192 mm^3: kept at 150 mm^3, removed at 200 mm^3
     kept = postprocess(RIGHT_SMALL, np.zeros(SHAPE, bool), SPACING, min_component_mm3=150.0,
-                       tumour_max_distance_mm=0.0)
+                       tumour_max_distance_mm=0.0, study=STUDY)
     gone = postprocess(RIGHT_SMALL, np.zeros(SHAPE, bool), SPACING, min_component_mm3=200.0,
-                       tumour_max_distance_mm=0.0)
+                       tumour_max_distance_mm=0.0, study=STUDY)
     assert (kept.gland == 1).sum() == RIGHT_SMALL.sum() and not gone.gland.any()
 
 
@@ -84,5 +89,7 @@ def test_distance_threshold_is_in_mm():
     # the gland ends at x 54, x 55 touches it; a tumour starting at x 58 lies 3 mm (x spacing 1 mm)
     # from the touching voxels
     far = tumour_at(58, 60)
-    assert postprocess(LEFT, far, SPACING, min_component_mm3=0.0, tumour_max_distance_mm=3.0).tumour.any()
-    assert not postprocess(LEFT, far, SPACING, min_component_mm3=0.0, tumour_max_distance_mm=2.5).tumour.any()
+    assert postprocess(LEFT, far, SPACING, min_component_mm3=0.0, tumour_max_distance_mm=3.0,
+                       study=STUDY).tumour.any()
+    assert not postprocess(LEFT, far, SPACING, min_component_mm3=0.0, tumour_max_distance_mm=2.5,
+                           study=STUDY).tumour.any()

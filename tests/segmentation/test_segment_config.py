@@ -14,7 +14,7 @@ from patients import make_study
 
 from mrparotid.config import read_yaml_mapping
 from mrparotid.errors import ConfigError
-from mrparotid.io.manifest import Manifest
+from mrparotid.io.manifest import Manifest, PatientCase
 from mrparotid.segmentation.config import SEGMENT_CONFIG, load_segment_config
 
 ALTERNATIVES = {
@@ -23,6 +23,7 @@ ALTERNATIVES = {
     "model.norm": ["instance"], "trainer.accelerator": ["cpu"], "trainer.precision": ["32-true"],
     "postprocess.threshold": [0.8], "postprocess.min_component_mm3": [1000.0],
     "postprocess.tumour_max_distance_mm": [2.0], "data.spacing_mm": [3.0], "data.empty_fraction": [0.5],
+    "data.split_from": ["{tmp}/cls"],
 }
 
 
@@ -106,6 +107,17 @@ def _augment(cfg):
     return x.numpy().tobytes(), y.numpy().tobytes()
 
 
+def _split_from(cfg, tmp):
+    """The split segment fit trains on: with data.split_from, the classifier run's ``tmp/cls``."""
+    from mrparotid.data.splits import save_split
+    from mrparotid.segmentation.fit import choose_splits
+
+    cases = [PatientCase(f"P{i}", "warthin", Path("x")) for i in range(20)]
+    (tmp / "cls").mkdir(exist_ok=True)
+    save_split(tmp / "cls", {"train": [f"P{i}" for i in range(10)], "val": ["P10"], "test": ["P11"]}, cases)
+    return choose_splits(cfg, cases, Path("m.csv"))[0]
+
+
 def probe(key: str):
     section, _, leaf = key.partition(".")
     explicit = {
@@ -123,6 +135,7 @@ def probe(key: str):
         explicit[f"data.{k}"] = lambda cfg, **_: _stack(cfg).images.tobytes()
     for k in ("test_fraction", "val_fraction", "split_seed"):
         explicit[f"data.{k}"] = lambda cfg, **_: split_probe(cfg)
+    explicit["data.split_from"] = lambda cfg, tmp, **_: _split_from(cfg, tmp)
     if key in explicit:
         return explicit[key]
     by_section = {"model": _model, "loss": _loss, "optim": _optimizer, "augment": _augment,

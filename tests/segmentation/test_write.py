@@ -11,7 +11,7 @@ from mrparotid.data.preprocess import load_study
 from mrparotid.io.files import read_image
 from mrparotid.io.manifest import PatientCase
 from mrparotid.segmentation.infer import AutoMasks
-from mrparotid.segmentation.postprocess import SideFinding
+from mrparotid.segmentation.postprocess import SideFinding, postprocess
 from mrparotid.segmentation.write import GLAND_FILE, OVERLAY_FILE, TUMOUR_FILE, write_auto_masks
 
 # (x, y, z) directions of the written series: LPS-aligned, RAS-like (x and y flipped, as NIfTI
@@ -44,3 +44,24 @@ def test_masks_overlay_the_t1_file(name, tmp_path):
         assert out.GetPixelID() == sitk.sitkUInt8
         assert np.array_equal(sitk.GetArrayFromImage(out), sitk.GetArrayFromImage(ref).astype(np.uint8))
     assert not list((tmp_path / "out").glob(".*tmp*"))   # atomic writes leave no temporaries
+
+
+def test_gland_of_unknown_side_is_written_as_label_3(tmp_path):
+    """A lone automatic gland on the patient's midline gets label 3 ("gland, side unknown") in
+    parotid_auto.nii.gz, with a warning; one well off the midline gets its side's label."""
+    from heads import head_study
+
+    for gland_x, want in ((-58.0, {0, 3}), (-15.0, {0, 2})):
+        study = head_study(fov_x=(-160, 160), head_x=-60, glands=[gland_x], tumour_in=0)
+        clean = postprocess(study.gland, study.tumour, study.spacing, study=study,
+                            min_component_mm3=0.0, tumour_max_distance_mm=3.0)
+        auto = AutoMasks("P1", clean.gland, clean.tumour, clean.sides, study.spacing, study.origin,
+                         study.direction)
+        t1 = sitk.GetImageFromArray(study.series["T1"])
+        t1.SetSpacing(study.spacing)
+        t1.SetOrigin(study.origin)
+        out = tmp_path / f"x{gland_x}"
+        write_auto_masks(auto, t1, out, study.series["T1"])
+        written = sitk.GetArrayFromImage(sitk.ReadImage(str(out / GLAND_FILE)))
+        assert set(np.unique(written)) == want
+        assert any(w.startswith("side unknown") for w in clean.warnings) == (3 in want)

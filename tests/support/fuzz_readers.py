@@ -3,10 +3,12 @@
 Used by ``tests/fuzz/test_readers_fuzz.py`` (a few examples per mutation, with hypothesis) and
 ``tools/fuzz.py`` (many). :func:`make_seeds` writes valid inputs once: NIfTI (``.nii``,
 ``.nii.gz``), NRRD, MHA, a DICOM series, an RTSTRUCT on it, a manifest and a YAML config.
+DICOM headers are mutated element by element (:data:`HEADER_ELEMENTS`) and byte by byte.
 Each mutation in :data:`MUTATIONS` takes the seeds, a case folder and a ``random.Random`` and
 writes one broken (or still valid) input; :func:`run_case` reads it with the package's reader
 and returns ``"read"`` (a correct read), ``"error"`` (one typed error line) or ``"BAD: ..."``
-(a traceback, a hang over :data:`HANG_S`, several lines, or a read whose array is wrong).
+(a traceback, its detail starting ``traceback:``; a hang over :data:`HANG_S`, several lines, or
+a read whose array is wrong).
 """
 
 from __future__ import annotations
@@ -206,6 +208,60 @@ def dicom_truncated_file(seeds, case, rng):
     return "dicom", folder, None
 
 
+#: DICOM header elements the readers use, with their VR, and raw values out of type or range.
+HEADER_ELEMENTS = {"PixelSpacing": "DS", "ImagePositionPatient": "DS", "ImageOrientationPatient": "DS",
+                   "SliceThickness": "DS", "SpacingBetweenSlices": "DS", "RescaleSlope": "DS",
+                   "RescaleIntercept": "DS", "Rows": "US", "Columns": "US", "BitsAllocated": "US",
+                   "BitsStored": "US", "PixelRepresentation": "US", "SamplesPerPixel": "US",
+                   "SeriesInstanceUID": "UI", "SOPClassUID": "UI", "SOPInstanceUID": "UI",
+                   "FrameOfReferenceUID": "UI", "InstanceNumber": "IS", "NumberOfFrames": "IS",
+                   "PhotometricInterpretation": "CS", "Modality": "CS", "SeriesDescription": "LO"}
+RAW_VALUES = {"DS": [b"abc", b"1e400", b"nan", b"inf", b"0", b"-1", b"0\\0", b"1\\2\\3\\4\\5\\6\\7", b"",
+                     b"1\\0\\0\\1\\0\\0", b"1e-300"],
+              "US": [b"\x00\x00", b"\xff\xff", b"\x01\x00", b"\x00\x01\x00\x01", b""],
+              "UI": [b"", b"1.2.3", b"\x00\x00", b"x" * 80],
+              "IS": [b"x", b"-5", b"99999999999", b"", b"0"],
+              "CS": [b"RGB", b"", b"\xff\xfe", b"PALETTE COLOR"], "LO": [b"\xff\xfe", b"x" * 300, b""]}
+
+
+def dicom_header_value(seeds, case, rng):
+    """One header element of one file (or of every file) deleted or given a raw value of the wrong
+    type, multiplicity or range (written as stored, past pydicom's checks)."""
+    from pydicom.dataelem import RawDataElement
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.tag import Tag
+
+    folder, files = _dicom_copy(seeds, case)
+    keyword = rng.choice(sorted(HEADER_ELEMENTS))
+    vr, tag = HEADER_ELEMENTS[keyword], Tag(tag_for_keyword(keyword))
+    value = None if rng.random() < 0.2 else rng.choice(RAW_VALUES[vr])
+    if value is not None and len(value) % 2:
+        value += b"\x00" if vr in ("UI", "US") else b" "
+    for path in files if rng.random() < 0.5 else [rng.choice(files)]:
+        ds = pydicom.dcmread(path)
+        if value is None:
+            if tag in ds:
+                del ds[tag]
+        else:
+            implicit = ds.file_meta.TransferSyntaxUID.is_implicit_VR
+            ds[tag] = RawDataElement(tag, None if implicit else vr, len(value), value, 0, implicit, True)
+        ds.save_as(path)
+    return "dicom", folder, None
+
+
+def dicom_header_bytes(seeds, case, rng):
+    """A few bits flipped in the header of one file (after the preamble, before the pixel data)."""
+    folder, files = _dicom_copy(seeds, case)
+    path = rng.choice(files)
+    data = bytearray(path.read_bytes())
+    end = min(len(data), 132 + 1200)
+    for _ in range(rng.randint(1, 4)):
+        i = rng.randrange(132, end)
+        data[i] ^= 1 << rng.randrange(8)
+    path.write_bytes(bytes(data))
+    return "dicom", folder, None
+
+
 def rtstruct_bad_contour(seeds, case, rng):
     path = _copy(seeds["rtstruct"], case)
     ds = pydicom.dcmread(path)
@@ -263,7 +319,7 @@ def mutate_config(seeds, case, rng):
 MUTATIONS = {f.__name__: f for f in (
     truncate_image, flip_header_bytes, non_finite_voxels, bad_spacing, wrong_dimension,
     dicom_without_pixels, dicom_missing_middle_slice, dicom_swapped_orientation, dicom_truncated_file,
-    rtstruct_bad_contour, mutate_manifest, mutate_config)}
+    dicom_header_value, dicom_header_bytes, rtstruct_bad_contour, mutate_manifest, mutate_config)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,7 +408,7 @@ def run_case(name: str, seeds: dict, case: Path, rng: random.Random) -> tuple[st
     except _Hang:
         return "BAD", f"hang over {HANG_S} s"
     except Exception as exc:  # noqa: BLE001 - a traceback is what we look for
-        return "BAD", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        return "BAD", f"traceback: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)

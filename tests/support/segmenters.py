@@ -18,13 +18,15 @@ from mrparotid.inference.masks import Segmenter
 class FakeSegmenter(Segmenter):
     """A segmenter that returns the masks it was given (copied), without a checkpoint."""
 
-    def __init__(self, gland=None, tumour=None, *, fn=None, path: str = "fake-segmenter.ckpt"):
+    def __init__(self, gland=None, tumour=None, *, fn=None, path: str = "fake-segmenter.ckpt",
+                 trained_on: tuple[str, ...] = ()):
         super().__init__(path)
         self.gland, self.tumour, self.fn = gland, tumour, fn
         self.calls = 0
+        self.meta = {"split": {"splits": {"train": list(trained_on), "val": [], "test": []}}}
 
     def loaded(self):
-        return SimpleNamespace(synthetic=True, series=("T1", "CE-T1", "T2"))
+        return SimpleNamespace(synthetic=True, series=("T1", "CE-T1", "T2"), meta=self.meta)
 
     def segment(self, study):
         self.calls += 1

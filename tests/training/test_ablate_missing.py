@@ -49,6 +49,8 @@ def test_every_subset_beside_its_dedicated_model(ablated, capsys):
     result = json.loads((out / "missing.json").read_text(encoding="utf-8"))
     assert result["series_dropout"] == 0.3 and result["synthetic"] is False
     assert "dropout" in (out / "missing.md").read_text(encoding="utf-8")
+    assert len(result["answers"]) == 7 and "## The answer per series subset" in (out / "missing.md").read_text()
+    assert all(r["coverage"]["n"] == r["refer"]["n"] > 0 for r in result["answers"].values())
 
 
 def test_a_second_call_reuses_the_runs(ablated, monkeypatch, capsys):

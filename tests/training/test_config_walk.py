@@ -16,9 +16,10 @@ from config_walk import (assert_key_has_effect, leaves, phantom_probe, seed_prob
 from mrparotid.config import CONFIG_DIR, channel_options, load_config, read_yaml_mapping
 from mrparotid.io.manifest import Manifest, PatientCase
 
-#: segment.yaml has its own keys and loader: tests/segmentation/test_segment_config.py walks it.
+#: segment.yaml and serve.yaml have their own keys and loaders: tests/segmentation/
+#: test_segment_config.py walks the first; tests/serve/test_network.py checks the second's refusals.
 SHIPPED = sorted(p.name for p in CONFIG_DIR.glob("*.yaml")
-                 if p.name not in ("dicom_roles.yaml", "segment.yaml"))
+                 if p.name not in ("dicom_roles.yaml", "segment.yaml", "serve.yaml"))
 
 #: New values for keys whose change cannot be derived from the type (first one != current).
 ALTERNATIVES = {
@@ -97,18 +98,85 @@ PROBES = {
     "data.val_fraction": lambda cfg, **_: split_probe(cfg), "data.split_seed": lambda cfg, **_: split_probe(cfg),
     "data.batch_size": lambda cfg, **_: _loader(cfg), "data.num_workers": lambda cfg, **_: _loader(cfg),
     "rule.malignant_min_slices": lambda cfg, **_: _meta(cfg)["rule"],
-    "refer.target_sensitivity": lambda cfg, **_: _refer_band(cfg),
-    "refer.min_malignant_val": lambda cfg, **_: _refer_band(cfg),
+    "decision.target_sensitivity": lambda cfg, **_: _decision(cfg),
+    "decision.target_specificity": lambda cfg, **_: _decision(cfg),
+    "decision.min_val_patients": lambda cfg, **_: _decision(cfg),
+    "decision.masks": lambda cfg, **_: _decision_masks(cfg),
+    "decision.min_seg_dice_gland": lambda cfg, tmp, **_: _seg_floor(cfg, tmp),
+    "decision.min_seg_dice_tumour": lambda cfg, tmp, **_: _seg_floor(cfg, tmp),
+    "decision.cross_fit": lambda cfg, **_: _decision(cfg),
+    "optim.ema_decay": lambda cfg, **_: _ema(cfg),
+    "data.max_gap_slices": lambda cfg, tmp, **_: _gap(cfg, tmp),
 }
+ALTERNATIVES.update({"decision.masks": ["auto", "given"], "decision.min_val_patients": [20],
+                     "decision.min_seg_dice_gland": [0.95], "decision.min_seg_dice_tumour": [0.95],
+                     "data.max_gap_slices": [0]})
 
 
-def _refer_band(cfg):
-    """The refer band fit chooses from the ``refer:`` section on 10 validation patients (5 malignant)."""
-    from calibration_data import five_malignant
-    from mrparotid.evaluation.calibration import fit_calibration
-    from mrparotid.evaluation.predictions import check_predictions
+def _decision(cfg):
+    """The decision record fit chooses from the ``decision:`` section on 24 validation patients."""
+    import numpy as np
 
-    return fit_calibration(check_predictions(five_malignant(), "val"), cfg["refer"], warn=False)["refer_band"]
+    from calibration_data import patients_table
+    from mrparotid.decision.fit import fit_decision
+    from mrparotid.evaluation.metrics import patient_slices
+
+    rng = np.random.default_rng(0)
+    pats = {f"M{i}": ("malignant", list(rng.uniform(0.3, 0.95, 3))) for i in range(12)}
+    pats.update({f"B{i}": ("warthin", list(rng.uniform(0.02, 0.6, 3))) for i in range(12)})
+    return fit_decision(patient_slices(patients_table(pats))[0], cfg["decision"], warn=False).to_dict()
+
+
+def _decision_masks(cfg):
+    """The masks ``fit`` chooses the decision on (auto refuses a run without a segmenter)."""
+    from mrparotid.training.selection import decision_masks
+
+    return decision_masks(cfg, segmenter=None) if cfg["decision"]["masks"] == "given" else \
+        decision_masks(cfg, segmenter=object())
+
+
+def _seg_floor(cfg, tmp):
+    """Whether a segmenter with validation Dice 0.9 / 0.9 is trusted under the floors."""
+    import json
+
+    from mrparotid.inference.trust import segmenter_reasons
+
+    (tmp / "seg" / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (tmp / "seg" / "summary.json").write_text(json.dumps({"val": {"gland_dice": 0.9, "tumour_dice": 0.9}}))
+    floors = {k: cfg["decision"][f"min_seg_dice_{k}"] for k in ("gland", "tumour")}
+    return segmenter_reasons(tmp / "seg" / "checkpoints" / "best.ckpt", floors, None, (1.0, 1.0, 1.0))
+
+
+def _ema(cfg):
+    """The averaged weight after one EMA step from 0 towards 1 (none without averaging)."""
+    from mrparotid.training.selection import weight_averaging
+
+    return [float(cb._kwargs["avg_fn"](torch.zeros(1), torch.ones(1), torch.tensor(1)))
+            for cb in weight_averaging(cfg)]
+
+
+def _gap(cfg, tmp):
+    """Whether a DICOM series with one missing slice is read (interpolated) or refused."""
+    import warnings
+
+    from patients import patient_arrays, to_image
+    from mrparotid.data.preprocess import load_study
+    from mrparotid.dicom.writer import write_dicom_series
+    from mrparotid.errors import InputError
+    from patients import write_patient
+
+    folder = tmp / f"gap{cfg['data']['max_gap_slices']}" / "P9"
+    if not folder.exists():
+        write_patient(folder, omit=("T2",))
+        written = write_dicom_series(to_image(patient_arrays()["T2"]), folder / "T2", "1.2.826.0.1.3680043.10.1999.9.2")
+        written[5].unlink()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return load_study(PatientCase("P9", "warthin", folder), mode="train",
+                              max_gap_slices=cfg["data"]["max_gap_slices"]).notes
+    except InputError:
+        return "refused"
 for key in ("cache_dir", "image_size", "margin_mm", "percentiles"):
     PROBES[f"data.{key}"] = lambda cfg, **_: _cache(cfg)
 for key in ("optimizer", "lr", "weight_decay"):

@@ -21,7 +21,9 @@ def test_fit_with_a_segmenter_adds_the_automatic_column(tmp_path):
     exact = FakeSegmenter(fn=lambda study: (study.gland, study.tumour))   # the manifest's masks
     summary = fit(load_config(None, TINY), manifest=manifest, out_dir=tmp_path / "run", splits=SPLITS,
                   progress=False, segmenter=exact)
-    assert exact.calls == 2                                              # the two test patients
+    assert exact.calls == 3          # the validation patient (the decision's) and the two test patients
+    assert summary["decision"]["masks"] == "auto"                       # chosen as diagnose sees them
+    assert "automatic masks" in summary["decision"]["source"]
     clinic = summary["clinic"]
     assert clinic["accuracy_difference"] == 0.0 and clinic["changed"] == []   # same masks, same calls
     assert clinic["segmentation"]["gland_dice"]["mean"] == 1.0
@@ -31,3 +33,17 @@ def test_fit_with_a_segmenter_adds_the_automatic_column(tmp_path):
     assert (evaluation / "clinic.md").is_file() and (evaluation / "clinic.json").is_file()
     saved = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     assert saved["clinic"]["files"]["md"].endswith("clinic.md")
+
+
+def test_fit_refuses_a_segmenter_that_trained_on_its_test_patients(tmp_path):
+    import pytest
+
+    from mrparotid.errors import ConfigError
+
+    rows = [(f"P{i:02d}", DIAGNOSES[i % 3], {"tumour_side": "LR"[i % 2]}) for i in range(6)]
+    manifest = write_cohort(tmp_path, rows)
+    seen = FakeSegmenter(fn=lambda study: (study.gland, study.tumour), trained_on=("P04",))
+    with pytest.raises(ConfigError, match="allow-overlap"):
+        fit(load_config(None, TINY), manifest=manifest, out_dir=tmp_path / "run", splits=SPLITS,
+            progress=False, segmenter=seen)
+    assert seen.calls == 0                                               # refused before any work

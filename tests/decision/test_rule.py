@@ -1,4 +1,4 @@
-"""Tests for the patient rule (mrparotid.inference.decide)."""
+"""Tests for the patient rule (mrparotid.decision.rule)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrparotid.constants import CLASSES, NO_TUMOUR_FOUND
-from mrparotid.inference.decide import (BRANCHES, count_slices, decide_patient, soft_vote,
+from mrparotid.decision.rule import (BRANCHES, count_slices, decide_patient, soft_vote,
                                         tumour_mean_malignant)
 
 NT, PA, W, M = range(4)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from calibration_data import overconfident_logits
-from mrparotid.inference.calibrate import (apply_temperature, fit_temperature, logits_from_probs, nll,
+from mrparotid.decision.temperature import (apply_temperature, fit_temperature, logits_from_probs, nll,
                                            softmax)
 from mrparotid.inference.predict import predict_probs
 
