@@ -300,7 +300,7 @@ def _fits(value: Any, hint: Any) -> bool:
 
 #: ``data`` keys that :func:`mrparotid.data.crops.select_channels` takes besides the channels and
 #: ``series_mask``; the datamodule, the checkpoint and ``evaluate --checkpoint`` pass them on.
-CHANNEL_OPTION_KEYS: tuple[str, ...] = ("gland_channel",)
+CHANNEL_OPTION_KEYS: tuple[str, ...] = ("gland_channel", "gland_close_px")
 
 
 def channel_options(data_cfg: dict) -> dict:

@@ -109,7 +109,7 @@ def test_glibc_keeps_a_freed_large_block_in_the_heap():
     chosen = ("MALLOC_", "GLIBC_TUNABLES", "MRPAROTID_")     # what would leave glibc alone
     env = {k: v for k, v in os.environ.items() if not k.startswith(chosen)}
     env["LD_PRELOAD"] = ""
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, encoding="utf-8", env=env,
                          check=True).stdout.splitlines()
     assert out[0].startswith("glibc malloc: large blocks kept in the heap")
     mmapped, keepcost = map(int, out[1].split())

@@ -83,9 +83,28 @@ def to_uint8(unit: np.ndarray) -> np.ndarray:
 GLAND_CHANNELS: tuple[str, ...] = ("mask", "t1")
 
 
+def closed_outline(gland: np.ndarray, tumour: np.ndarray, radius_px: int) -> np.ndarray:
+    """Bool (n, H, W): per slice, gland ∪ tumour closed by a disk of ``radius_px`` and with its
+    holes filled: the gland's outer outline with every gap, notch or moat narrower than about
+    ``2 * radius_px`` between the drawn gland and the tumour closed. Two Euclidean distance
+    transforms per slice (dilate, then erode), padded so the crop's edge does not erode it."""
+    from scipy import ndimage
+
+    out = np.zeros(gland.shape, dtype=bool)
+    r = int(radius_px)
+    for i, m in enumerate(gland | tumour):
+        if not m.any():
+            continue
+        padded = np.pad(m, r + 1)
+        dilated = ndimage.distance_transform_edt(~padded) <= r
+        closed = ndimage.distance_transform_edt(dilated) > r
+        out[i] = ndimage.binary_fill_holes(closed | padded)[r + 1:-(r + 1), r + 1:-(r + 1)]
+    return out
+
+
 def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
                     series_mask: str = "none", gland_channel: str = "mask", *,
-                    tumour_known: bool = True) -> np.ndarray:
+                    tumour_known: bool = True, gland_close_px: float = 0.0) -> np.ndarray:
     """Model input from stored planes: uint8 (n, 5, H, W) → uint8 (n, len(channels), H, W).
 
     ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
@@ -94,7 +113,10 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
     without a tumour mask, at diagnosis) the tumour's extent is unknown, so ``"gland"`` keeps the
     series whole rather than blank the tumour. The ``mask`` channel is the binary parotid gland
     mask (``gland_channel="mask"``) or the T1 plane inside it (``"t1"``, the paper's
-    "T1-weighted parotid gland image"). Channels come out in the fixed order of
+    "T1-weighted parotid gland image"). With ``gland_close_px`` > 0 the mask is the closed outline
+    of gland ∪ tumour (:func:`closed_outline`, radius ``gland_close_px`` at 224 px scaled to the
+    crop, at least 1): how a drawn contour runs around the tumour, which a segmenter's does not
+    reproduce, no longer reaches the model. Channels come out in the fixed order of
     :data:`mrparotid.constants.CHANNELS`, whatever the order asked for.
 
     Raises
@@ -114,10 +136,18 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
         keep = crops[:, PLANES.index("tumour")] > 0
     elif series_mask == "gland" and tumour_known:
         keep = gland | (crops[:, PLANES.index("tumour")] > 0)
+    outline = gland
+    if "mask" in channels and gland_close_px and float(gland_close_px) > 0:
+        radius = max(1, int(round(float(gland_close_px) * crops.shape[-1] / 224)))
+        outline = closed_outline(gland, crops[:, PLANES.index("tumour")] > 0, radius)
     picks = []
     for ch in channels:
         if ch == "mask":
             inside = crops[:, PLANES.index("T1" if gland_channel == "t1" else "gland")]
+            if outline is not gland:       # the closed outline: 255 (= 1.0) inside, or T1 inside it
+                inside = np.full_like(inside, 255) if gland_channel == "mask" else inside
+                picks.append(np.where(outline, inside, 0).astype(np.uint8))
+                continue
             picks.append(np.where(gland, inside, 0).astype(np.uint8))
         else:
             plane = crops[:, PLANES.index(ch)]

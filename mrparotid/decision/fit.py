@@ -72,7 +72,7 @@ def fit_decision(patients: Patients, cfg: dict | None = None, *, masks: str = "g
         temperature_slices=f"{len(tumour_y)} tumour slices of {len(truth)} validation patients",
         n_val_slices=int(sum(len(p) for _, p, _ in raw)),
         val_log_loss={k: (None if not math.isfinite(v) else v) for k, v in losses.items()},
-        masks=masks, source=source, checkpoint=checkpoint)
+        masks=masks, val_patients=sorted(patients), source=source, checkpoint=checkpoint)
     record.check()
     if warn:
         for line in warnings_of(record):

@@ -32,7 +32,9 @@ class DecisionRecord:
     ``validated`` is False below ``min_val_patients`` malignant or benign validation patients:
     the answer then always refers (fail closed). ``soft_threshold`` is the soft vote's cut,
     chosen by the same method as ``lo``. ``masks``: the masks the validation predictions were
-    made on (``given`` or ``auto``); ``checkpoint``: the file whose predictions chose it."""
+    made on (``given`` or ``auto``); ``val_patients``: whose predictions chose it (so a test can
+    show that no answered patient chose its own cut); ``checkpoint``: the file whose predictions
+    chose it."""
 
     temperature: float
     aggregation: str
@@ -53,6 +55,7 @@ class DecisionRecord:
     n_val_slices: int = 0
     val_log_loss: dict = field(default_factory=dict)
     masks: str = "given"
+    val_patients: list = field(default_factory=list)
     source: str = ""
     checkpoint: str = ""
     schema: str = SCHEMA
@@ -121,6 +124,8 @@ class DecisionRecord:
         for name in ("given_up", "temperature_note"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be text or null")
+        if not isinstance(self.val_patients, list) or not all(isinstance(p, str) for p in self.val_patients):
+            raise TypeError("val_patients must be a list of patient ids")
         for name in ("temperature_slices", "masks", "source", "checkpoint", "schema"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be text")

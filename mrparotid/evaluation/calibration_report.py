@@ -73,7 +73,7 @@ def plot_p_malignant(table: pd.DataFrame, lo: float | None, hi: float | None, ou
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("p(malignant) (hollow: referred)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8)
+        ax.legend(loc="best", fontsize=8)
     set_title(ax, title)
     fig.tight_layout()
     return save_figure(fig, out_png, synthetic, top=SYNTHETIC_TOP)

@@ -119,7 +119,8 @@ CLASSIFIER: dict[str, Field] = {
     "config_hash": Field("a text", text),
     "synthetic": Field("true or false", lambda v: isinstance(v, bool)),
     "channel_options": Field("the channel options section", section={
-        "gland_channel": Field(f"one of {', '.join(GLAND_CHANNELS)}", one_of(*GLAND_CHANNELS))}),
+        "gland_channel": Field(f"one of {', '.join(GLAND_CHANNELS)}", one_of(*GLAND_CHANNELS)),
+        "gland_close_px": Field("a number of pixels in [0, 224]", number(0, 224), required=False)}),
     "series_dropout": Field("a number in [0, 1)", number(0, 1, open_hi=True), required=False),
     "series_flags": Field(f"a list of series from {', '.join(SERIES)}, in that order",
                           names_in_order(SERIES, empty=True), required=False),

@@ -11,6 +11,7 @@ models like the final one, not on the final one itself, which the record's sourc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 FOLDER = "cross_fit"
@@ -23,15 +24,15 @@ def merged_splits(splits: dict[str, list[str]]) -> dict[str, list[str]]:
             "test": sorted(splits.get("test", []))}
 
 
-def cross_fit_predictions(cfg: dict, manifest: Path, run_dir: Path, train_ids: list[str], cases, *,
-                          k: int, synthetic: bool, progress: bool = True) -> Path:
-    """Train the K fold models under ``run_dir/cross_fit/`` and write their pooled out-of-fold
-    predictions of ``train_ids`` as ``run_dir/predictions_val.csv``; returns its path."""
+def cross_fit_predictions(fit: Callable[..., dict], cfg: dict, manifest: Path, run_dir: Path,
+                          train_ids: list[str], cases, *, k: int, synthetic: bool, progress: bool = True) -> Path:
+    """Train the K fold models under ``run_dir/cross_fit/`` with ``fit`` (the run's own
+    :func:`mrparotid.training.fit.fit`) and write their pooled out-of-fold predictions of
+    ``train_ids`` as ``run_dir/predictions_val.csv``; returns its path."""
     import pandas as pd
 
     from mrparotid.data.splits import patient_folds
     from mrparotid.evaluation.predictions import read_predictions, write_predictions
-    from mrparotid.training.fit import fit
 
     by_id = {c.patient_id: c for c in cases}
     folds = patient_folds([by_id[p] for p in train_ids], k, seed=int(cfg["data"]["split_seed"]), val_fraction=0.0)

@@ -147,7 +147,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
     if k_cross:                  # the decision is chosen on out-of-fold predictions of every training patient
         from mrparotid.training.cross_fit import cross_fit_predictions
 
-        cross_fit_predictions(cfg, manifest_path, run_dir, dm.splits["train"], mf.cases, k=k_cross,
+        cross_fit_predictions(fit, cfg, manifest_path, run_dir, dm.splits["train"], mf.cases, k=k_cross,
                               synthetic=mf.synthetic, progress=progress)
         summary["val"] = {"cross_fit": k_cross}
     auto = None

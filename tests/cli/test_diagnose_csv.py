@@ -5,27 +5,17 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import torch
 
+from checkpoints import tiny_checkpoint
 from patients import write_patient
 from mrparotid.cli.main import main
-from mrparotid.config import load_config
 from mrparotid.errors import InputError
 from mrparotid.evaluation.predictions import read_predictions
-from mrparotid.models.checkpoint import checkpoint_meta
-from mrparotid.models.factory import build_classifier
 
 
 def dropout_checkpoint(path):
     """A tiny untrained series-dropout model at 32 px, saved as an mrparotid checkpoint."""
-    cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32",
-                             "--augment.series_dropout", "0.3"])
-    meta = checkpoint_meta(cfg, synthetic=True)
-    torch.manual_seed(0)
-    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False,
-                             series_flags=meta["series_flags"])
-    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
-                "mrparotid": meta}, path)
+    tiny_checkpoint(path, "--augment.series_dropout", "0.3")
     return path
 
 

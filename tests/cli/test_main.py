@@ -26,12 +26,12 @@ def test_every_verb_has_help_with_an_example(verb, capsys):
 
 def test_help_does_not_import_torch():
     code = "import sys; from mrparotid.cli.main import build_parser; build_parser(); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_console_script_entry_point():
-    out = subprocess.run([sys.executable, "-m", "mrparotid", "--version"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "mrparotid", "--version"], capture_output=True, text=True, encoding="utf-8")
     assert out.returncode == 0 and "mrparotid" in out.stdout
 
 
@@ -63,7 +63,7 @@ def test_console_script_on_path():
     exe = shutil.which("mrparotid")
     if exe is None:
         pytest.skip("the mrparotid console script is not on PATH (pip install -e . puts it there)")
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, encoding="utf-8", timeout=60)
     assert out.returncode == 0 and out.stdout.startswith("mrparotid ")
 
 

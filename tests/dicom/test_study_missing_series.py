@@ -4,17 +4,15 @@ named as missing), refused by one trained without dropout, as for a folder of na
 from __future__ import annotations
 
 import pytest
-import torch
+
+from checkpoints import tiny_checkpoint
 from patients import patient_arrays, to_image, write_patient
 
-from mrparotid.config import load_config
 from mrparotid.data.preprocess import load_study
 from mrparotid.dicom.writer import write_dicom_series
 from mrparotid.errors import CheckpointError, MissingSeriesError
 from mrparotid.inference.diagnose import diagnose_case
 from mrparotid.io.manifest import PatientCase
-from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
-from mrparotid.models.factory import build_classifier
 
 DESCRIPTIONS = {"T1": "T1 TSE AX", "CE-T1": "T1 TSE AX +C", "T2": "T2 TSE AX"}
 
@@ -32,14 +30,7 @@ def dicom_study(folder, omit: tuple[str, ...] = ()):
 
 
 def checkpoint(path, *overrides: str):
-    cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32", *overrides])
-    meta = checkpoint_meta(cfg, synthetic=True)
-    torch.manual_seed(0)
-    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False,
-                             series_flags=meta["series_flags"])
-    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
-                "mrparotid": meta}, path)
-    return load_checkpoint(path)
+    return tiny_checkpoint(path, *overrides)[1]
 
 
 def test_dropout_checkpoint_answers_a_study_without_ce_t1(tmp_path):

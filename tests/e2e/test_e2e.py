@@ -187,7 +187,7 @@ def test_ddp_two_cpu_processes(cohort, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mrparotid", "fit", "--config", "ddp", "-m", str(cohort),
                            "--out", str(out), "-q", "--trainer.devices", "2",
                            "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, text=True, encoding="utf-8", env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     cfg = (out / "config.yaml").read_text(encoding="utf-8")
     assert "strategy: ddp" in cfg
@@ -206,6 +206,22 @@ def test_cross_validation_pools_out_of_fold_predictions(cohort, tmp_path):
     assert {r["patient_id"] for r in rows} == {f"SYN{i:03d}" for i in range(1, 10)}  # each tested once
     assert (out / "pooled" / "report.md").is_file()
     assert "mean" in json.dumps(summary["fold_summary"])
+    from mrparotid.decision.record import DecisionRecord
+    from mrparotid.decision.score import answer_table
+    from mrparotid.evaluation.metrics import patient_slices
+    from mrparotid.evaluation.predictions import read_predictions
+    from mrparotid.models.checkpoint import load_checkpoint
+
+    own = {}
+    for fold in (out / f"fold{i}" for i in (1, 2, 3)):       # no patient's answer chose its own cut
+        tested = set(json.loads((fold / "split.json").read_text())["splits"]["test"])
+        record = DecisionRecord.from_dict(load_checkpoint(fold / "checkpoints" / "best.ckpt").meta["decision"])
+        assert tested and not tested & set(record.val_patients)
+        own.update({pid: record for pid in tested})
+    pooled = read_predictions(out / "predictions_oof.csv")
+    want = answer_table(patient_slices(pooled)[0], own).set_index("patient_id")["answer"]
+    got = {r["patient_id"]: r["answer"] for r in csv.DictReader((out / "pooled" / "patients_answers.csv").open())}
+    assert got == want.to_dict()
 
 
 def test_fit_without_manifest_uses_the_embedded_phantom(tmp_path, monkeypatch):

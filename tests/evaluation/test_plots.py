@@ -67,7 +67,7 @@ def test_no_pyplot_state(tmp_path):
     code = ("import sys, numpy as np; from mrparotid.evaluation import plots; "
             f"plots.plot_confusion(np.eye(4, dtype=int) * 3, r'{tmp_path / 'cm.png'}'); "
             "print('matplotlib.pyplot' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
     assert out.stdout.strip() == "False"
 
 

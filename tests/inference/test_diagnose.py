@@ -16,7 +16,7 @@ from checkpoints import carved_arrays, tiny_checkpoint
 from model_input import catch_model_input
 from patients import write_cohort, write_patient
 from mrparotid.cli.main import main
-from mrparotid.config import CONFIG_DIR, load_config
+from mrparotid.config import CONFIG_DIR, channel_options, load_config
 from mrparotid.data.crops import PLANES, select_channels
 from mrparotid.data.preprocess import load_study, prepare_patient, slices_of_study
 from mrparotid.errors import InputError
@@ -39,7 +39,7 @@ def test_diagnose_input_is_the_caches_byte_for_byte(tmp_path, model_input, serie
     cfg, loaded = tiny_checkpoint(tmp_path / "m.ckpt", "--data.series_mask", series_mask)
     case = read_manifest(manifest).cases[0]
     cached = prepare_patient(case, cfg)                       # what prepare puts in the cache
-    want = select_channels(cached.crops, cfg["data"]["channels"], series_mask)
+    want = select_channels(cached.crops, cfg["data"]["channels"], series_mask, **channel_options(cfg["data"]))
     report = diagnose_case(case, loaded)
     (got,) = model_input
     # the one slice procedure: the same slices, in the same order, with the same bytes
@@ -56,7 +56,7 @@ def test_all_slices_is_the_screening_view_with_the_same_bytes(tmp_path, model_in
     cfg, loaded = tiny_checkpoint(tmp_path / "m.ckpt")
     case = read_manifest(manifest).cases[0]
     cached = prepare_patient(case, cfg)
-    want = select_channels(cached.crops, cfg["data"]["channels"], "none")
+    want = select_channels(cached.crops, cfg["data"]["channels"], "none", **channel_options(cfg["data"]))
     report = diagnose_case(case, loaded, all_slices=True)
     (got,) = model_input
     assert len(got) == len(report["slices"]) > len(cached)    # every gland slice

@@ -14,6 +14,7 @@ from checkpoints import carved_arrays, tiny_checkpoint
 from model_input import catch_model_input
 from patients import patient_arrays, write_cohort, write_patient
 from segmenters import FakeSegmenter, untrained_segmenter
+from mrparotid.config import channel_options
 from mrparotid.cli.main import main
 from mrparotid.constants import NO_TUMOUR_FOUND
 from mrparotid.data.crops import select_channels
@@ -66,7 +67,7 @@ def test_series_only_folder_with_exact_masks_gives_the_caches_bytes(tmp_path, mo
     series_only = write_patient(tmp_path / "only" / "P3", arrays=arrays, omit=SERIES_ONLY)
     cfg, loaded = tiny_checkpoint(tmp_path / "m.ckpt")
     cached = prepare_patient(read_manifest(manifest).cases[0], cfg)
-    want = select_channels(cached.crops, cfg["data"]["channels"], "none")
+    want = select_channels(cached.crops, cfg["data"]["channels"], "none", **channel_options(cfg["data"]))
     report = diagnose_case(PatientCase("P3", None, series_only), loaded,
                            segmenter=FakeSegmenter(arrays["gland"], arrays["tumour"]))
     (got,) = model_input

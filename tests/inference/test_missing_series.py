@@ -7,28 +7,20 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
+from checkpoints import tiny_checkpoint
 from patients import write_patient
 from mrparotid.cli.main import main
-from mrparotid.config import load_config
 from mrparotid.errors import CheckpointError, InputError
 from mrparotid.inference.diagnose import diagnose_case, format_report, predict_patient
 from mrparotid.inference.predict import predict_probs
 from mrparotid.io.manifest import PatientCase
-from mrparotid.models.checkpoint import checkpoint_meta, load_checkpoint
-from mrparotid.models.factory import build_classifier
+from mrparotid.models.checkpoint import load_checkpoint
 
 
 def checkpoint(path, *overrides: str):
     """A tiny untrained model at 32 px saved as an mrparotid checkpoint."""
-    cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32", *overrides])
-    meta = checkpoint_meta(cfg, synthetic=True)
-    torch.manual_seed(0)
-    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False,
-                             series_flags=meta["series_flags"])
-    torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
-                "mrparotid": meta}, path)
+    tiny_checkpoint(path, *overrides)
     return path
 
 

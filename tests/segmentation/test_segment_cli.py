@@ -129,5 +129,5 @@ def test_help_has_examples_and_imports_no_torch(capsys):
     code = ("import sys; from mrparotid.cli.main import main\n"
             "try:\n    main(['segment', '--help'])\nexcept SystemExit:\n    pass\n"
             "print('torch' in sys.modules, 'monai' in sys.modules)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
     assert res.stdout.strip().splitlines()[-1] == "False False"

@@ -14,12 +14,14 @@ from mrparotid.models.factory import build_classifier
 
 
 def tiny_checkpoint(path, *overrides: str, split: dict | None = None, **meta_extra):
-    """A tiny_resnet checkpoint with seeded weights at 32 px; ``split`` (a split record) and
-    ``meta_extra`` go into its meta. Returns (config, loaded model)."""
+    """A tiny_resnet checkpoint with seeded weights at 32 px (with series flags when the overrides
+    set ``augment.series_dropout``); ``split`` (a split record) and ``meta_extra`` go into its
+    meta. Returns (config, loaded model)."""
     cfg = load_config(None, ["--model.name", "tiny_resnet", "--data.image_size", "32", *overrides])
-    torch.manual_seed(0)
-    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False)
     meta = {**checkpoint_meta(cfg, synthetic=True, split=split), **meta_extra}
+    torch.manual_seed(0)
+    model = build_classifier(cfg["model"], len(cfg["data"]["channels"]), pretrained=False,
+                             series_flags=tuple(meta.get("series_flags", ())))
     torch.save({"state_dict": {"model." + k: v for k, v in model.state_dict().items()},
                 "mrparotid": meta}, path)
     return cfg, load_checkpoint(path)

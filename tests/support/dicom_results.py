@@ -51,7 +51,7 @@ def dcmtk(tool: str) -> str | None:
     (pynetdicom installs scripts of the same names, which are not dcmtk's)."""
     for candidate in dict.fromkeys([shutil.which(tool), f"/usr/bin/{tool}"]):
         if candidate and Path(candidate).is_file():
-            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, timeout=30)
+            out = subprocess.run([candidate, "--version"], capture_output=True, text=True, encoding="utf-8", timeout=30)
             if "dcmtk" in (out.stdout + out.stderr).lower():
                 return candidate
     return None
@@ -62,7 +62,7 @@ def dciodvfy_errors(path: Path) -> list[str]:
     exe = shutil.which("dciodvfy")
     if exe is None:
         pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
-    out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([exe, str(path)], capture_output=True, text=True, encoding="utf-8", timeout=120)
     return [line for line in (out.stdout + out.stderr).splitlines() if line.startswith("Error")]
 
 

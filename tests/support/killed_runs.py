@@ -33,6 +33,6 @@ def run_killed(module_class: str, kill_epoch: int, script: str, *args: str) -> N
     module, name = module_class.split(":")
     code = KILLER.format(module=module, name=name, epoch=int(kill_epoch)) + textwrap.dedent(script)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, encoding="utf-8", env=env,
                           timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]

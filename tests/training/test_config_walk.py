@@ -110,7 +110,7 @@ PROBES = {
 }
 ALTERNATIVES.update({"decision.masks": ["auto", "given"], "decision.min_val_patients": [20],
                      "decision.min_seg_dice_gland": [0.95], "decision.min_seg_dice_tumour": [0.95],
-                     "data.max_gap_slices": [0]})
+                     "data.max_gap_slices": [0], "data.gland_close_px": [0.0, 14.0]})
 
 
 def _decision(cfg):
