@@ -45,6 +45,8 @@ class PatientValidation(pl.Callback):
         if len(probs) != len(self.labels):      # a partial loop (limit_val_batches): not a figure
             return
         value = selection_figure(probs, self.labels, self.patient_ids)
+        while len(self.history) < trainer.current_epoch:      # epochs before a resume: not seen here
+            self.history.append(None)
         self.history.append(value)
         eligible = trainer.current_epoch >= self.from_epoch and np.isfinite(value)
         pl_module.log(MONITOR, float(value) if eligible else float("inf"), prog_bar=True)

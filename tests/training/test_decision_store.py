@@ -51,3 +51,20 @@ def test_ddp_shares_are_put_back_in_split_order():
     padded = torch.cat([rows, rows[:1]])                     # 8 = 2 processes x 4, padded from the start
     gathered = torch.stack([padded[0::2], padded[1::2]])     # what each process saw, in order
     assert torch.equal(interleave(gathered, 7), rows)
+
+
+def test_the_validation_curve_is_indexed_by_epoch_after_a_resume_or_sparse_validation():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from mrparotid.training.patient_val import PatientValidation
+
+    labels = np.array([3, 3, 0, 1, 1, 0])
+    cb = PatientValidation(np.array(["M", "M", "M", "B", "B", "B"]), labels)
+    logged = {}
+    module = SimpleNamespace(log=lambda k, v, **_: logged.update({k: v}))
+    cb._probs = [torch.tensor([[0.1, 0.1, 0.1, 0.7]] * 2 + [[0.9, 0.03, 0.03, 0.04]] + [[0.1, 0.8, 0.05, 0.05]] * 2
+                              + [[0.9, 0.03, 0.03, 0.04]])]
+    cb.on_validation_epoch_end(SimpleNamespace(sanity_checking=False, world_size=1, current_epoch=3), module)
+    assert cb.history[:3] == [None, None, None] and cb.history[3] == logged["val/patient_log_loss"]
