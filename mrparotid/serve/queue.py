@@ -110,11 +110,14 @@ class StudyQueue:
             if not instances:
                 shutil.rmtree(src, ignore_errors=True)
                 return None
-            last = self.last.pop(key, self.started)
+            last = self.last.get(key, self.started)
             job = self.folder("processing") / f"{key}-{int(time.time() * 1000)}"
+            # job.json first, then the rename: a job in processing/ always has its record, also
+            # when the node is killed right after the claim
+            write_json_durably(src / "job.json", {"key": key, "job": job.name, "instances": len(instances),
+                                                  "last_instance_at": last, "claimed_at": time.time()})
             os.replace(src, job)
-        write_json_durably(job / "job.json", {"key": key, "job": job.name, "instances": len(instances),
-                                              "last_instance_at": last, "claimed_at": time.time()})
+            self.last.pop(key, None)
         return job
 
     def commit_results(self, job: Path) -> Path:
@@ -159,6 +162,11 @@ class StudyQueue:
             else:
                 shutil.rmtree(job / RESULTS_TMP, ignore_errors=True)
                 shutil.rmtree(job / "patient", ignore_errors=True)
+                if not (job / "job.json").is_file():          # claimed by an older node, killed at once
+                    write_json_durably(job / "job.json", {
+                        "key": job.name.rsplit("-", 1)[0], "job": job.name,
+                        "instances": len(list(job.glob("*.dcm"))), "last_instance_at": None,
+                        "claimed_at": time.time()})
                 pending.append(job)
         for job in self.jobs("outbox"):
             for tmp in job.glob(".*.tmp*"):

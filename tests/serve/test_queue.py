@@ -82,3 +82,14 @@ def test_fail_keeps_the_study_with_its_reason(tmp_path):
     failed = queue.fail(job, "inference", "no T2 series")
     assert json.loads((failed / "reason.json").read_text())["reason"] == "no T2 series"
     assert len(list(failed.glob("*.dcm"))) == 3 and queue.jobs("processing") == []
+
+
+def test_a_job_claimed_then_killed_at_once_has_its_record_and_runs_again(tmp_path):
+    import json
+
+    queue = StudyQueue(tmp_path)
+    job = queue.claim(received(queue, "5.5"), 0.0)
+    assert json.loads((job / "job.json").read_text())["job"] == job.name     # the record moved with it
+    (job / "job.json").unlink()                   # as a node killed between rename and record left it
+    pending = StudyQueue(tmp_path).recover()
+    assert pending == [job] and json.loads((job / "job.json").read_text())["key"] == job.name.rsplit("-", 1)[0]
