@@ -40,6 +40,11 @@ class PatientSlices:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def tumour_on_slices(self) -> np.ndarray:
+        """Bool (n,): the slices whose crop holds tumour-mask pixels (what p(malignant) pools)."""
+        return self.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
+
 
 @dataclass(frozen=True)
 class SideSlices:

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from mrparotid.constants import CLASSES
 from mrparotid.decision.aggregate import MEAN, choose_aggregation, p_malignant, tumour_slices
 from mrparotid.decision.cuts import choose_edges, sensitivity_edge
 from mrparotid.decision.record import DEFAULTS, DecisionRecord
-from mrparotid.decision.temperature import (T_BOUNDS, apply_temperature, fit_temperature,
-                                            logits_from_probs, nll)
+from mrparotid.decision.temperature import T_BOUNDS, apply_temperature, fit_temperature, logits_from_probs
 
 Patients = Mapping[str, tuple[str, np.ndarray, np.ndarray]]
 
@@ -47,7 +47,7 @@ def fit_decision(patients: Patients, cfg: dict | None = None, *, masks: str = "g
     raw = [(t == "malignant", np.asarray(p, np.float64).reshape(-1, 4), tumour_slices(p, m)[0])
            for t, p, m in patients.values()]
     tumour_probs = np.concatenate([p[m] for _, p, m in raw]) if raw else np.zeros((0, 4))
-    tumour_y = np.concatenate([np.full(int(m.sum()), _class_index(t)) for (t, _, _), (_, _, m)
+    tumour_y = np.concatenate([np.full(int(m.sum()), CLASSES.index(t)) for (t, _, _), (_, _, m)
                                in zip(patients.values(), raw)]) if raw else np.zeros(0, int)
     temperature, t_note = bounded_temperature(
         fit_temperature(logits_from_probs(tumour_probs), tumour_y), len(tumour_y))
@@ -78,12 +78,6 @@ def fit_decision(patients: Patients, cfg: dict | None = None, *, masks: str = "g
         for line in warnings_of(record):
             print(f"WARNING: {line}", file=sys.stderr)
     return record
-
-
-def _class_index(truth: str) -> int:
-    from mrparotid.constants import CLASSES
-
-    return CLASSES.index(truth)
 
 
 def soft_cut(patients: Patients, target_sensitivity: float) -> float:
@@ -125,21 +119,6 @@ def warnings_of(record: DecisionRecord) -> list[str]:
     if record.given_up:
         out.append(record.given_up)
     return out
-
-
-def slice_nll(patients: Patients, temperature: float) -> dict:
-    """Validation NLL (nats per tumour slice) before and after the temperature."""
-    from mrparotid.constants import CLASSES
-
-    probs, y = [], []
-    for t, p, m in patients.values():
-        mask = tumour_slices(p, m)[0]
-        probs.append(np.asarray(p, np.float64).reshape(-1, 4)[mask])
-        y.append(np.full(int(mask.sum()), CLASSES.index(t)))
-    if not probs:
-        return {"before": None, "after": None}
-    z, yy = logits_from_probs(np.concatenate(probs)), np.concatenate(y)
-    return {"before": nll(z, yy), "after": nll(z, yy, temperature)}
 
 
 def selection_figure(probs: np.ndarray, y: np.ndarray, patient_ids: np.ndarray) -> float:

@@ -57,29 +57,29 @@ def score_answers(df: pd.DataFrame, records: Records, malignant_min_slices: int 
     return table, with_cis(answer_counts(table))
 
 
-def answer_section(df: pd.DataFrame, out_dir: str | Path, record: Records, *,
+def answer_section(df: pd.DataFrame, out_dir: str | Path, records: Records, *,
                    source: str, malignant_min_slices: int = 2, synthetic: bool = False,
                    title: str = "", n_boot: int = 2000) -> dict:
     """Score the answer on ``df`` (test predictions, raw probabilities) and draw its figures
     (``reliability.png``, ``p_malignant.png``; ``patients_answers.csv``). ``source`` says where
-    ``record`` came from. Returns ``{decision, source, operating_point, slice: {ece, brier},
+    ``records`` came from (one record, or one per patient for pooled CV folds). Returns ``{decision, source, operating_point, slice: {ece, brier},
     patient: {n, auc, rates}, files, warnings}``."""
     from mrparotid.decision.fit import warnings_of
     from mrparotid.evaluation.calibration_report import plot_p_malignant, plot_reliability
     from mrparotid.io.atomic import write_text
 
-    records_in = record
     out = Path(out_dir)
     ids = df["patient_id"].astype(str).to_numpy()
     y, _, raw = label_arrays(df)
-    pooled = isinstance(record, Mapping)
-    temps = np.array([(r.temperature if (r := record_for(record, pid)) else 1.0) for pid in ids])
-    cal = np.concatenate([apply_temperature(raw[i:i + 1], t) for i, t in enumerate(temps)]) if pooled else \
-        apply_temperature(raw, record.temperature if record else 1.0)
+    pooled = isinstance(records, Mapping)
+    record = None if pooled else records          # the one record, when there is one
+    temps = np.array([(r.temperature if (r := record_for(records, pid)) else 1.0) for pid in ids])
+    cal = np.empty_like(raw, dtype=np.float64)
+    for t in np.unique(temps):                 # one per record (a CV fold), not one per slice
+        cal[temps == t] = apply_temperature(raw[temps == t], float(t))
     t = float(np.median(temps)) if len(temps) else 1.0
-    record = None if pooled else record
     cal_scores = {"before": calibration_scores(ids, raw, y, n_boot), "after": calibration_scores(ids, cal, y, n_boot)}
-    table, rates = score_answers(df, records_in, malignant_min_slices)
+    table, rates = score_answers(df, records, malignant_min_slices)
     files = {"reliability_png": "reliability.png", "p_malignant_png": "p_malignant.png",
              "patients_answers": "patients_answers.csv"}
     tag = f" — {title}" if title else ""
@@ -90,7 +90,7 @@ def answer_section(df: pd.DataFrame, out_dir: str | Path, record: Records, *,
                      title=f"p(malignant) per test patient{tag}", synthetic=synthetic)
     write_text(out / files["patients_answers"], table.to_csv(index=False, float_format="%.6g"))
     if pooled:
-        warnings = sorted({w for r in records_in.values() for w in warnings_of(r)})
+        warnings = sorted({w for r in records.values() for w in warnings_of(r)})
     else:
         warnings = warnings_of(record) if record else [
             "no decision record (no validation predictions): every answer is 'refer' (fail closed)"]

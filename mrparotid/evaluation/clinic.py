@@ -68,11 +68,10 @@ def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = No
 def answer_of(pred, loaded) -> str:
     """The answer (:mod:`mrparotid.decision.apply`) of one :class:`~mrparotid.inference.procedure.
     StudyPrediction` under the checkpoint's own decision record, as ``diagnose`` gives it."""
-    from mrparotid.data.crops import PLANES
     from mrparotid.decision.apply import apply_decision
     from mrparotid.decision.record import record_of
 
-    tumour = pred.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2)) if pred.tumour_known else None
+    tumour = pred.slices.tumour_on_slices if pred.tumour_known else None
     return apply_decision(pred.probs, tumour, record_of(loaded.meta, loaded.path), pred.decision.diagnosis).answer
 
 

@@ -5,6 +5,8 @@ beside it, and one headline that says both."""
 
 from __future__ import annotations
 
+import functools
+
 from mrparotid.decision.apply import REFER, apply_decision
 from mrparotid.decision.record import DEFAULTS, record_of
 from mrparotid.inference.trust import segmenter_reasons, training_note
@@ -60,7 +62,7 @@ def answer_report(evidence, loaded, tumour_slices, decision_cfg: dict | None = N
     out = {"answer": a["answer"], "answer_reason": a["reason"], "headline": headline(a, rule),
            "p_malignant": a["p_malignant"], "decision": decision,
            "tumour_slices": {"source": a["tumour_slices"], "n": a["n_tumour_slices"]}}
-    figures = validated_figures(loaded.path)
+    figures = list(validated_figures(str(loaded.path)))
     if figures:
         decision["test_figures"] = figures
     if notes:
@@ -68,27 +70,39 @@ def answer_report(evidence, loaded, tumour_slices, decision_cfg: dict | None = N
     return out
 
 
-def validated_figures(checkpoint) -> list[str]:
+def validated_figures(checkpoint: str) -> tuple[str, ...]:
     """The run's test figures of the answer and the rule, with CIs, from ``evaluation/metrics.json``
-    beside the checkpoint's run folder ([] when there is none)."""
+    beside the checkpoint's run folder (() when there is none); read once per version of that
+    file, not once per patient."""
+    from pathlib import Path
+
+    metrics = Path(checkpoint).resolve().parent.parent / "evaluation" / "metrics.json"
+    try:
+        stamp = metrics.stat().st_mtime_ns
+    except OSError:
+        return ()
+    return _figures_of(str(metrics), stamp)
+
+
+@functools.lru_cache(maxsize=8)
+def _figures_of(metrics_json: str, stamp: int) -> tuple[str, ...]:
     import json
     from pathlib import Path
 
-    run = Path(checkpoint).resolve().parent.parent
     try:
-        m = json.loads((run / "evaluation" / "metrics.json").read_text(encoding="utf-8"))
+        m = json.loads(Path(metrics_json).read_text(encoding="utf-8"))
         rates = m["answer"]["patient"]["rates"]
         rule = m["patient"]["rule"]["accuracy"]
     except (OSError, ValueError, KeyError, TypeError):
-        return []
+        return ()
 
     def rate(r: dict) -> str:
         return (f"{r['estimate']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] ({r['k']}/{r['n']})" if r.get("n")
                 and r.get("estimate") is not None else "n/a")
 
-    return [f"test patients: answer accuracy among the answered {rate(rates['accuracy'])}, coverage "
+    return (f"test patients: answer accuracy among the answered {rate(rates['accuracy'])}, coverage "
             f"{rate(rates['coverage'])}, malignant sensitivity among the answered {rate(rates['sensitivity'])}",
-            f"test patients: the paper's rule accuracy {rate(rule)} (Wilson 95% CIs)"]
+            f"test patients: the paper's rule accuracy {rate(rule)} (Wilson 95% CIs)")
 
 
 def answer_lines(report: dict) -> list[str]:

@@ -21,7 +21,6 @@ from mrparotid.inference.missing import missing_series, missing_series_error, re
 from mrparotid.io.manifest import PatientCase
 from mrparotid.inference.masks import Segmenter, StudyMasks
 from mrparotid.models.checkpoint import LoadedModel
-from mrparotid.data.crops import PLANES
 from mrparotid.data.labels import UNLABELLED
 
 
@@ -126,7 +125,7 @@ def slice_rows(evidence: PatientEvidence) -> list[dict]:
     """The per-slice table of the report, ordered by side then slice index."""
     slices, probs, study = evidence.slices, evidence.probs, evidence.study
     order = np.lexsort((slices.slice_index, slices.sides))
-    tumour_on_slice = slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))   # 0 slices: ok
+    tumour_on_slice = slices.tumour_on_slices   # 0 slices: ok
     rows = []
     for i in order:
         row = {"side": str(slices.sides[i]), "index": int(slices.slice_index[i]),
@@ -144,7 +143,7 @@ def tumour_on_slices(evidence: PatientEvidence) -> np.ndarray | None:
     """Bool (n,): the slices the tumour mask marks; None when the study has no tumour mask."""
     if evidence.study.tumour is None:
         return None
-    return evidence.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
+    return evidence.slices.tumour_on_slices
 
 
 def build_report(evidence: PatientEvidence, loaded: LoadedModel, decision_cfg: dict | None = None) -> dict:

@@ -45,7 +45,6 @@ def auto_mask_patients(checkpoint: Path, segmenter, cases, *, roles_file=None, p
     import numpy as np
     from tqdm.auto import tqdm
 
-    from mrparotid.data.crops import PLANES
     from mrparotid.data.preprocess import load_study
     from mrparotid.errors import InputError
     from mrparotid.inference.masks import resolve_masks
@@ -62,8 +61,7 @@ def auto_mask_patients(checkpoint: Path, segmenter, cases, *, roles_file=None, p
             out[case.patient_id] = (case.diagnosis, np.zeros((0, 4)), np.zeros(0, bool))
             continue
         pred = predict_study(masks.study, loaded, None, labelled=False)
-        tumour = pred.slices.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
-        out[case.patient_id] = (case.diagnosis, pred.probs, tumour)
+        out[case.patient_id] = (case.diagnosis, pred.probs, pred.slices.tumour_on_slices)
     return out
 
 

@@ -18,14 +18,14 @@ import copy
 import functools
 import math
 import random
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mrparotid.errors import CheckpointError, MrParotidError
+from fuzz_readers import guarded
+from mrparotid.errors import CheckpointError
 
 HANG_S = 30
 DELETED = object()
@@ -253,14 +253,6 @@ def default_config() -> dict:
     return load_config(None, [])
 
 
-class _Hang(Exception):
-    pass
-
-
-def _alarm(signum, frame):
-    raise _Hang()
-
-
 def run_case(kind: str, cases: list[Case], seeds: dict[str, dict], folder: Path,
              loader: str = "load") -> tuple[str, str]:
     """(outcome, detail) of seed ``kind`` with ``cases`` (of that seed; none: the seed as written)
@@ -276,22 +268,12 @@ def run_case(kind: str, cases: list[Case], seeds: dict[str, dict], folder: Path,
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "fuzzed.ckpt"
     torch.save(ckpt, path)
-    old, threads = signal.signal(signal.SIGALRM, _alarm), torch.get_num_threads()
-    signal.alarm(HANG_S)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)                # tiny networks: threads only cost here
     try:
-        why = use(kind, load(kind, path, loader))
-    except CheckpointError as err:
-        text = str(err)
-        return ("error", text) if text and "\n" not in text else ("BAD", f"several lines: {text!r}")
-    except MrParotidError as err:
-        return "BAD", f"{type(err).__name__}, not a CheckpointError: {err}"
-    except _Hang:
-        return "BAD", f"hang over {HANG_S} s"
-    except Exception as exc:  # noqa: BLE001 - a traceback is what we look for
-        return "BAD", f"traceback: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        outcome, why = guarded(lambda: use(kind, load(kind, path, loader)), CheckpointError, HANG_S)
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
         torch.set_num_threads(threads)
+    if outcome != "ok":
+        return outcome, why
     return ("BAD", why) if why else ("read", "")

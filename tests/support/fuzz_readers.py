@@ -394,23 +394,34 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
-def run_case(name: str, seeds: dict, case: Path, rng: random.Random) -> tuple[str, str]:
-    """(outcome, detail): outcome ``read``, ``error`` or ``BAD``."""
-    case.mkdir(parents=True, exist_ok=True)
-    kind, path, expected = MUTATIONS[name](seeds, case, rng)
+def guarded(call, error_type: type = MrParotidError, hang_s: int = HANG_S) -> tuple[str, object]:
+    """Run ``call()`` with a hang alarm of ``hang_s`` seconds: ``("ok", its value)``; ``("error",
+    the line)`` for an ``error_type`` error of one line; else ``("BAD", why)``: several lines,
+    another mrparotid error, a hang or a traceback."""
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(HANG_S)
+    signal.alarm(hang_s)
     try:
-        out = _read(kind, path, seeds)
-    except MrParotidError as err:
+        return "ok", call()
+    except error_type as err:
         text = str(err)
-        return ("error", text) if "\n" not in text and text else ("BAD", f"several lines: {text!r}")
+        return ("error", text) if text and "\n" not in text else ("BAD", f"several lines: {text!r}")
+    except MrParotidError as err:
+        return "BAD", f"{type(err).__name__}, not a {error_type.__name__}: {err}"
     except _Hang:
-        return "BAD", f"hang over {HANG_S} s"
+        return "BAD", f"hang over {hang_s} s"
     except Exception as exc:  # noqa: BLE001 - a traceback is what we look for
         return "BAD", f"traceback: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+
+
+def run_case(name: str, seeds: dict, case: Path, rng: random.Random) -> tuple[str, str]:
+    """(outcome, detail): outcome ``read``, ``error`` or ``BAD``."""
+    case.mkdir(parents=True, exist_ok=True)
+    kind, path, expected = MUTATIONS[name](seeds, case, rng)
+    outcome, out = guarded(lambda: _read(kind, path, seeds))
+    if outcome != "ok":
+        return outcome, out
     why = _check(kind, out, expected)
     return ("BAD", f"wrong read: {why}") if why else ("read", "")
