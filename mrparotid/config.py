@@ -309,8 +309,18 @@ def channel_options(data_cfg: dict) -> dict:
 
 
 def preprocess_config(cfg: dict) -> dict:
-    """The part of the config that determines the prepared crops."""
-    return {key: cfg["data"][key] for key in PREPROCESS_KEYS}
+    """The part of the config that determines the prepared crops: :data:`PREPROCESS_KEYS`, and,
+    only where the channels name a series beyond the paper's three, the ``series`` a crop holds
+    (and ``adc_range`` with the ADC), so today's three-series caches and checkpoints keep their keys."""
+    from mrparotid.constants import PAPER_SERIES, series_of_channels
+
+    out = {key: cfg["data"][key] for key in PREPROCESS_KEYS}
+    series = series_of_channels(cfg["data"]["channels"])
+    if series != PAPER_SERIES:
+        out["series"] = list(series)
+        if "ADC" in series:
+            out["adc_range"] = [float(v) for v in cfg["data"]["adc_range"]]
+    return out
 
 
 def config_hash(obj: Any, length: int = 12) -> str:

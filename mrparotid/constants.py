@@ -8,11 +8,22 @@ CLASSES: tuple[str, ...] = ("no_tumour", "pleomorphic_adenoma", "warthin", "mali
 #: Patient diagnoses a manifest may carry (every class but ``no_tumour``).
 DIAGNOSES: tuple[str, ...] = CLASSES[1:]
 
-#: Input channels, in their fixed order. Any non-empty subset keeps this order.
-CHANNELS: tuple[str, ...] = ("T1", "CE-T1", "T2", "mask")
+#: Input channels, in their fixed order. Any non-empty subset keeps this order. Beyond the
+#: paper's T1, CE-T1 and T2: ``T2FS`` (fat-suppressed T2), ``DWI`` (the high-b diffusion image,
+#: b about 1000 s/mm²), ``ADC`` (apparent diffusion coefficient, x 10⁻³ mm²/s) and ``DCE`` (one
+#: dynamic contrast phase); ``mask`` is the parotid mask channel.
+CHANNELS: tuple[str, ...] = ("T1", "CE-T1", "T2", "T2FS", "DWI", "ADC", "DCE", "mask")
 
-#: The three MR series (the channels that are images, not masks).
-SERIES: tuple[str, ...] = CHANNELS[:3]
+#: Every MR series role a channel may name (the channels that are images, not masks).
+SERIES: tuple[str, ...] = CHANNELS[:-1]
+
+#: The paper's three series: what every prepared crop holds (plus any other series its channels
+#: name), and the default channels.
+PAPER_SERIES: tuple[str, ...] = SERIES[:3]
+
+#: Series roles whose voxel values are physical quantities, normalised in their units (never by
+#: percentiles): ADC in x 10⁻³ mm²/s.
+QUANTITATIVE_SERIES: tuple[str, ...] = ("ADC",)
 
 #: Patient-level outcome when no tumour slice is predicted.
 NO_TUMOUR_FOUND = "no_tumour_found"
@@ -21,7 +32,8 @@ NO_TUMOUR_FOUND = "no_tumour_found"
 def parse_channels(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """Parse a channel selection such as ``"T1,T2"`` into fixed-order channel names.
 
-    Letter case and the aliases ``CE_T1``, ``T1C``, ``T1CE``, ``T1+C`` and ``parotid`` are accepted.
+    Letter case and the aliases ``CE_T1``, ``T1C``, ``T1CE``, ``T1+C``, ``T2_FS``, ``STIR``,
+    ``DIFFUSION``, ``ADC_MAP`` and ``parotid`` are accepted.
 
     >>> parse_channels("t2,T1")
     ('T1', 'T2')
@@ -31,7 +43,9 @@ def parse_channels(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     items = text.split(",") if isinstance(text, str) else list(text)
     aliases = {"T1": "T1", "T1W": "T1", "CE-T1": "CE-T1", "CE_T1": "CE-T1", "CET1": "CE-T1",
                "T1C": "CE-T1", "T1CE": "CE-T1", "T1+C": "CE-T1", "T2": "T2", "T2W": "T2",
-               "MASK": "mask", "PAROTID": "mask", "GLAND": "mask"}
+               "T2FS": "T2FS", "T2_FS": "T2FS", "T2-FS": "T2FS", "STIR": "T2FS",
+               "DWI": "DWI", "DIFFUSION": "DWI", "TRACE": "DWI", "ADC": "ADC", "ADC_MAP": "ADC",
+               "DCE": "DCE", "MASK": "mask", "PAROTID": "mask", "GLAND": "mask"}
     chosen = set()
     for item in items:
         if not isinstance(item, str):
@@ -48,3 +62,14 @@ def parse_channels(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
     if not chosen:
         raise ConfigError("empty channel selection: name at least one of " + ", ".join(CHANNELS))
     return tuple(c for c in CHANNELS if c in chosen)
+
+
+def series_of_channels(channels) -> tuple[str, ...]:
+    """The MR series a crop holds for ``channels``: the paper's three plus every other series the
+    channels name, in :data:`SERIES` order (what is prepared; the model takes its channels from it).
+
+    >>> series_of_channels(["T1", "ADC", "mask"])
+    ('T1', 'CE-T1', 'T2', 'ADC')
+    """
+    named = parse_channels(channels)
+    return tuple(s for s in SERIES if s in PAPER_SERIES or s in named)

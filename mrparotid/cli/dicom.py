@@ -1,8 +1,12 @@
 """``mrparotid inspect`` and ``mrparotid convert``: DICOM study folders → the canonical layout.
 
-``convert`` writes, per patient, ``T1.nii.gz``, ``CE-T1.nii.gz``, ``T2.nii.gz``,
-``parotid.nii.gz`` (uint8: 1 right, 2 left gland) and ``tumour.nii.gz`` (uint8 0/1, when
-contoured), each on its own grid (masks on the grid of the series their RTSTRUCT references).
+``convert`` writes, per patient, ``T1.nii.gz``, ``CE-T1.nii.gz``, ``T2.nii.gz``, and where
+present ``T2FS.nii.gz``, ``DCE.nii.gz`` (its peak phase), ``DWI.nii.gz`` (4-D, one trace volume
+per b-value, ascending, on the grid of the high-b image) with ``DWI.bval`` (one b-value in s/mm²
+per volume, the dcm2niix/FSL convention) and ``ADC.nii.gz`` (float32, x 10⁻³ mm²/s: the map
+given, converted, or computed from the DWI), ``parotid.nii.gz`` (uint8: 1 right, 2 left gland)
+and ``tumour.nii.gz`` (uint8 0/1, when contoured), each on its own grid (masks on the grid of the
+series their RTSTRUCT references).
 SimpleITK writes the NIfTI files (LPS → RAS handled by ITK); images are rebuilt from their voxels
 and geometry only, so no DICOM header value reaches the files (the NIfTI ``descrip`` is empty).
 Patient folders already in the named layout are rewritten as NIfTI the same way.
@@ -15,13 +19,17 @@ import re
 from pathlib import Path
 
 OUTPUT_NAMES = {"T1": "T1.nii.gz", "CE-T1": "CE-T1.nii.gz", "T2": "T2.nii.gz",
+                "T2FS": "T2FS.nii.gz", "ADC": "ADC.nii.gz", "DCE": "DCE.nii.gz",
                 "gland": "parotid.nii.gz", "tumour": "tumour.nii.gz"}
+#: The 4-D diffusion image and its b-values (the names the named layout reads).
+DWI_NAME, BVAL_NAME = "DWI.nii.gz", "DWI.bval"
 MANIFEST_NAME = "manifest.csv"
 
 INSPECT_HELP = """\
 List the DICOM series found in a patient folder (at any depth): series number, modality,
-description, orientation, matrix, spacing, slices and the role (T1 / CE-T1 / T2) each was given,
-with the reason. Patient identifiers from the headers are never printed.
+description, orientation, matrix, spacing, slices and the role (T1 / CE-T1 / T2 / T2FS / DWI /
+ADC / DCE) each was given, with the reason (for DWI its b-values and the header they were read
+from; for an ADC map the unit of its pixel values). Patient identifiers are never printed.
 
 example:
   mrparotid inspect data/P001
@@ -30,7 +38,9 @@ example:
 
 CONVERT_HELP = """\
 Convert a DICOM study folder (series + RTSTRUCT contours) to the canonical layout:
-OUT_DIR/T1.nii.gz, CE-T1.nii.gz, T2.nii.gz, parotid.nii.gz and tumour.nii.gz (if contoured).
+OUT_DIR/T1.nii.gz, CE-T1.nii.gz, T2.nii.gz, parotid.nii.gz and tumour.nii.gz (if contoured),
+and where the study has them T2FS.nii.gz, DCE.nii.gz, DWI.nii.gz + DWI.bval (4-D, one volume
+per b-value) and ADC.nii.gz (x 10^-3 mm2/s; computed from the DWI when no ADC map is given).
 With --manifest, convert every patient of a cohort manifest into OUT_DIR/<patient_id>/ and write
 OUT_DIR/manifest.csv pointing at the converted folders, so a cohort is converted once.
 
@@ -106,22 +116,29 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
                     roles_file: Path | None = None, require_tumour: bool = False) -> list[Path]:
     """Write one patient's series and masks as NIfTI into ``out_dir``; returns the files written.
 
-    A DICOM study folder goes through :func:`mrparotid.dicom.study.load_study`; a folder in the named
-    layout through :func:`mrparotid.io.files.find_patient_files`.
+    A DICOM study folder goes through :func:`mrparotid.dicom.study.read_study`; a folder in the
+    named layout through :func:`mrparotid.io.files.find_patient_files` (its ADC written in
+    x 10⁻³ mm²/s, or computed from its DWI, as for a study).
     """
     import SimpleITK as sitk
 
+    from mrparotid.data.diffusion import diffusion_images
     from mrparotid.io.atomic import atomic_path
     from mrparotid.io.files import find_patient_files, read_image
-    from mrparotid.dicom.study import is_study_folder, load_study
+    from mrparotid.dicom.study import is_study_folder, read_study
 
     patient_dir = Path(patient_dir)
     if is_study_folder(patient_dir):
-        images = load_study(patient_dir, patient_id, roles_file=roles_file,
-                            require_tumour=require_tumour)
+        images, b_images = read_study(patient_dir, patient_id, roles_file=roles_file,
+                                      require_tumour=require_tumour)
     else:
         files = find_patient_files(patient_dir, patient_id, require_tumour=require_tumour)
-        images = {role: read_image(path, patient=patient_id) for role, path in files.paths.items()}
+        images = {role: read_image(path, patient=patient_id) for role, path in files.paths.items()
+                  if role != "DWI"}
+        b_images = _named_b_images(files.paths.get("DWI"), patient_id)
+        if b_images or "ADC" in images:      # the ADC in x 10⁻³ mm²/s, or computed from the DWI
+            images.update(diffusion_images(b_images, images.pop("ADC", None), patient=patient_id,
+                                           path=files.paths.get("ADC", files.paths.get("DWI"))))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -132,7 +149,56 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
                 sitk.WriteImage(_clean(images[role], mask=role in ("gland", "tumour")), str(tmp),
                                 useCompression=True)
             written.append(path)
+    if b_images:
+        written += _write_dwi(b_images, out_dir)
     return written
+
+
+def _named_b_images(path: Path | None, patient_id: str) -> dict:
+    """b-value → 3-D volume of a named-layout diffusion image and its ``.bval`` (empty without)."""
+    if path is None:
+        return {}
+    from mrparotid.data.diffusion import read_bvals
+    from mrparotid.errors import InputError
+    from mrparotid.io.files import bval_path, read_image
+
+    volumes = read_image(path, patient=patient_id, volumes=True)
+    bvals = read_bvals(bval_path(path), patient=patient_id) if bval_path(path).is_file() else []
+    if len(bvals) != len(volumes):
+        raise InputError(f"{len(volumes)} volume(s) but {len(bvals)} b-value(s) beside them",
+                         patient=patient_id, path=path,
+                         fix=f"write {bval_path(path).name} with one b-value (s/mm²) per volume")
+    return dict(zip(bvals, volumes))
+
+
+def _write_dwi(b_images: dict, out_dir: Path) -> list[Path]:
+    """Write ``DWI.nii.gz`` (4-D, ascending b, on the grid of the high-b image) and ``DWI.bval``;
+    returns both paths."""
+    import SimpleITK as sitk
+
+    from mrparotid.data.diffusion import MIN_HIGH_B, choose_b_pair
+    from mrparotid.io.atomic import atomic_path
+
+    reference = b_images[choose_b_pair(b_images)[1] if max(b_images) >= MIN_HIGH_B else max(b_images)]
+    bs = sorted(b_images)
+    volumes = [_clean(_on_grid(b_images[b], reference), mask=False) for b in bs]
+    image, bval = out_dir / DWI_NAME, out_dir / BVAL_NAME
+    with atomic_path(image) as tmp:
+        sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp), useCompression=True)
+    with atomic_path(bval) as tmp:
+        Path(tmp).write_text(" ".join(f"{b:g}" for b in bs) + "\n", encoding="utf-8")
+    return [image, bval]
+
+
+def _on_grid(image, reference):
+    """``image`` resampled (linear) onto ``reference``'s grid where the grids differ."""
+    import SimpleITK as sitk
+
+    same = (image.GetSize() == reference.GetSize() and image.GetOrigin() == reference.GetOrigin()
+            and image.GetSpacing() == reference.GetSpacing()
+            and image.GetDirection() == reference.GetDirection())
+    return image if same else sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear,
+                                            0.0, sitk.sitkFloat32)
 
 
 def _clean(image, *, mask: bool):

@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 
+from mrparotid.cli import phantom as phantom_verb
 from mrparotid.cli import verbs
 from mrparotid.cli.dicom import add_parsers as add_dicom_parsers
 from mrparotid.cli.privacy import add_arguments as add_privacy_arguments
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "e.g. paper); default configs/default.yaml")
         if manifest:
             p.add_argument("--manifest", "-m", metavar="M", help="cohort CSV "
-                           "(patient_id,diagnosis,patient_dir[,split][,center]); default: the "
+                           "(patient_id,diagnosis,patient_dir[,split][,centre]); default: the "
                            "embedded SYNTHETIC phantom cohort")
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
@@ -58,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out_dir", metavar="OUT_DIR")
     p.add_argument("--patients", "-n", type=int, default=40, help="number of patients (default 40)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--centres", type=int, default=3,
+                   help="scanner profiles (centres), 1 to 3 (default 3; 1 = the look before centres)")
+    p.add_argument("--no-diffusion", action="store_true", help="write no DWI/ADC series")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
-    p.set_defaults(func=verbs.cmd_phantom)
+    p.set_defaults(func=phantom_verb.cmd_phantom)
 
     p = add_verb(sub, "prepare", "build the slice-crop cache of a cohort",
                  "Read every patient of MANIFEST, bring the series onto the T1 grid, cut the labelled "
@@ -70,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", "-c", metavar="C", help="YAML config (default configs/default.yaml)")
     p.add_argument("--json", metavar="PATH", help="also write the counts as JSON")
     p.add_argument("--skip-bad", action="store_true", help="exit 0 even when some patients are bad")
+    centre_option(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=verbs.cmd_prepare)
 
@@ -80,10 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
                  ["mrparotid fit                       # embedded phantom cohort",
                   "mrparotid fit -m cohort.csv --out runs/r1 --trainer.max_epochs 30",
                   "mrparotid fit -c paper -m cohort.csv   # the paper's recipe",
-                  "mrparotid fit -m cohort.csv --cv 5     # 5-fold CV by patient"], overrides=True)
+                  "mrparotid fit -m cohort.csv --cv 5     # 5-fold CV by patient",
+                  "mrparotid fit -m cohort.csv --cv --group centre   # leave-one-centre-out"], overrides=True)
     training_options(p, "RUN_DIR", "run folder (default runs/<timestamp>; required with several "
                      "processes)")
-    p.add_argument("--cv", type=int, metavar="K", help="K-fold cross-validation grouped by patient")
+    p.add_argument("--cv", type=int, nargs="?", const=0, metavar="K", help="K-fold cross-validation "
+                   "grouped by patient; with --group centre one fold per centre (K may be omitted)")
+    p.add_argument("--group", choices=["patient", "centre"], help="with --cv: 'centre' holds out one "
+                   "whole centre per fold (leave-one-centre-out) and compares it with an in-centre CV "
+                   "of the same patients (report.md at the CV folder)")
+    centre_option(p)
     p.add_argument("--segmenter", metavar="SEG", help="add the clinic path (automatic masks from this "
                    "segmenter) to the run's evaluation: evaluation/clinic.md")
     p.add_argument("--allow-overlap", action="store_true", help="go on (with a warning) when the "
@@ -167,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(automatic masks) beside the manifest's masks -> clinic.md, clinic.json")
     p.add_argument("--allow-overlap", action="store_true", help="go on (with a warning) when the "
                    "segmenter trained or validated on any of the classifier's test patients")
+    centre_option(p)
     add_privacy_arguments(p)
     p.set_defaults(func=verbs.cmd_evaluate)
 
@@ -174,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_segment_parsers(sub)
     add_serve_parsers(sub)
     return parser
+
+
+def centre_option(p: argparse.ArgumentParser) -> None:
+    """``--centre-from-dicom`` (prepare, fit, evaluate: where a manifest is read)."""
+    p.add_argument("--centre-from-dicom", action="store_true", help="rows of the manifest without a "
+                   "centre get it from the patient's DICOM headers (InstitutionName, else Manufacturer + "
+                   "model); the result is written beside the manifest as <name>.centres.csv and used")
 
 
 def add_verb(sub, name: str, summary: str, text: str, examples: list[str], *,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mrparotid.cli.centres import centres_from_dicom, check_group, print_centre_cv
 from mrparotid.errors import ConfigError, MrParotidError
 from mrparotid.io.atomic import write_json
 
@@ -22,22 +23,12 @@ def _config(args, extra: list[str]) -> dict:
     return cfg
 
 
-def cmd_phantom(args, extra) -> int:
-    no_extra(extra)
-    from mrparotid.data.phantom import make_cohort
-
-    if args.patients < 1:
-        raise ConfigError(f"--patients is {args.patients}", fix="write at least one patient, e.g. -n 40")
-    manifest = make_cohort(args.out_dir, args.patients, seed=args.seed, progress=not args.quiet)
-    print(f"wrote a SYNTHETIC phantom cohort of {args.patients} patients: {manifest}")
-    return 0
-
-
 def cmd_prepare(args, extra) -> int:
     from mrparotid.data.cache import cohort_table, format_table, prepare_cohort
     from mrparotid.errors import CohortError
     from mrparotid.io.manifest import read_manifest
 
+    centres_from_dicom(args)
     cfg = _config(args, extra)
     manifest = read_manifest(args.manifest, check_dirs=False)
     prepared = prepare_cohort(manifest, cfg, skip_bad=True, progress=not args.quiet)
@@ -58,8 +49,8 @@ def cmd_fit(args, extra) -> int:
     from mrparotid.training.cv import CV_PLAN, cross_validate
     from mrparotid.training.fit import fit
 
-    is_cv = bool(args.cv)
-    if getattr(args, "segmenter", None) and (args.cv or args.resume):
+    is_cv = check_group(args)          # --cv given (--group needs it)
+    if getattr(args, "segmenter", None) and (is_cv or args.resume):
         raise ConfigError("--segmenter adds the clinic path to a single fit's evaluation, not to "
                           "--cv or --resume", fix="score a finished run with: mrparotid evaluate "
                           "--checkpoint RUN/checkpoints/best.ckpt --manifest M --segmenter SEG --out DIR")
@@ -67,7 +58,7 @@ def cmd_fit(args, extra) -> int:
     if args.resume:
         resume_only(args, extra)
         is_cv = (Path(args.resume) / f"{CV_PLAN}.json").is_file()
-        if args.cv and not is_cv:
+        if args.cv is not None and not is_cv:
             raise ConfigError(f"--cv {args.cv}, but no cross-validation was started here "
                               f"(no {CV_PLAN}.json)", path=args.resume, fix="resume it without --cv")
         if not is_cv:
@@ -77,13 +68,16 @@ def cmd_fit(args, extra) -> int:
             if summary:
                 _print_run(summary)
             return 0
+    centres_from_dicom(args)             # (--resume refused it above)
     cfg = _config(args, extra) if not args.resume else {}
     if is_cv:
         result = cross_validate(cfg, args.cv, manifest=cfg.get("data", {}).get("manifest"),
                                 out_dir=args.resume or args.out, progress=not args.quiet,
-                                overwrite=args.overwrite, resume=bool(args.resume))
+                                overwrite=args.overwrite, resume=bool(args.resume), group=args.group)
         if result.get("synthetic"):
             print("[SYNTHETIC phantom cohort - figures say nothing about clinical accuracy]")
+        if print_centre_cv(result):      # --group centre: out of centre, in centre and the gap
+            return 0
         print(f"{result['k']}-fold cross-validation by patient (mean ± SD over folds):")
         for name, v in result["fold_summary"].items():
             print(f"  {name:<28} {v['mean']:.3f} ± {v['sd']:.3f}  (n={v['n']})")
@@ -101,7 +95,8 @@ def resume_only(args, extra: list[str], command: str | None = None) -> None:
     """With ``--resume`` the run's own config, split and folder are used: refuse anything else.
     ``command``: the command the fix names (default the verb, e.g. ``segment fit``)."""
     given = [f"--{name.replace('_', '-')}" for name in
-             ("config", "manifest", "out", "overwrite", "skip_bad", "channels", "all", "no_mask")
+             ("config", "manifest", "out", "overwrite", "skip_bad", "channels", "all", "no_mask",
+              "centre_from_dicom")
              if getattr(args, name, None)] + [e for e in extra if e.startswith("--")]
     if given:
         raise ConfigError(f"--resume continues a run with its own config and split, so "
@@ -135,7 +130,7 @@ def _print_run(summary: dict) -> None:
 
 def cmd_ablate(args, extra) -> int:
     from mrparotid.constants import parse_channels
-    from mrparotid.training.ablate import SERIES_COMBINATIONS, ablate, with_mask
+    from mrparotid.training.ablate import ablate, config_series, series_combinations, with_mask
 
     if getattr(args, "missing", False):
         return _ablate_missing(args, extra)
@@ -145,7 +140,7 @@ def cmd_ablate(args, extra) -> int:
     else:
         cfg = _config(args, extra)
         if args.all:
-            sets = with_mask(SERIES_COMBINATIONS, not args.no_mask)
+            sets = with_mask(series_combinations(config_series(cfg)), not args.no_mask)
         elif args.channels:
             sets = [parse_channels(c) for c in args.channels]
         else:
@@ -315,6 +310,7 @@ def _explainer(args, loaded):
 def cmd_evaluate(args, extra) -> int:
     from mrparotid.cli.privacy import evaluate_pseudonymiser
 
+    centres_from_dicom(args)                  # before anything reads the manifest
     pseudo = evaluate_pseudonymiser(args)     # colliding ids refused; --pseudonymise
     with pseudo.scrubbing():
         return _evaluate(args, extra, pseudo)

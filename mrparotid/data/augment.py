@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mrparotid.constants import CHANNELS
+from mrparotid.constants import CHANNELS, QUANTITATIVE_SERIES
 from mrparotid.data.mask_jitter import jitter_masks
 from mrparotid.errors import ConfigError
 
@@ -208,7 +208,9 @@ class BatchAugment(torch.nn.Module):
         self.channels = channels
         self.cfg = AugmentConfig.from_any(cfg)
         self.mask_index: int | None = channels.index("mask") if "mask" in channels else None
-        self.series_index: list[int] = [i for i, c in enumerate(channels) if c != "mask"]
+        # intensity changes: the MR series whose values are relative (never a quantitative ADC)
+        self.series_index: list[int] = [i for i, c in enumerate(channels)
+                                        if c != "mask" and c not in QUANTITATIVE_SERIES]
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, cfg={self.cfg}"

@@ -19,6 +19,7 @@ import numpy as np
 
 from mrparotid.config import config_hash, preprocess_config
 from mrparotid.constants import CLASSES, DIAGNOSES
+from mrparotid.data.crops import PLANES
 from mrparotid.data.preprocess import PatientSlices, patient_files, prepare_patient
 from mrparotid.data.splits import cohort_split
 from mrparotid.errors import CohortError, MrParotidError, OutputError
@@ -49,7 +50,7 @@ def save_slices(path: Path, slices: PatientSlices, provenance: dict) -> None:
     with atomic_path(path) as tmp:
         np.savez(tmp, crops=slices.crops, labels=slices.labels, sides=slices.sides,
                  slice_index=slices.slice_index, z_mm=slices.z_mm,
-                 provenance=np.array(json.dumps(provenance)))
+                 provenance=np.array(json.dumps(dict(provenance, planes=list(slices.planes)))))
 
 
 def entry_complete(path: Path, required: str = "provenance") -> bool:
@@ -80,7 +81,7 @@ def load_slices(path: Path) -> tuple[PatientSlices, dict]:
     with np.load(path, allow_pickle=False) as z:
         prov = json.loads(str(z["provenance"]))
         return PatientSlices(prov["patient_id"], z["crops"], z["labels"], z["sides"],
-                             z["slice_index"], z["z_mm"]), prov
+                             z["slice_index"], z["z_mm"], tuple(prov.get("planes", PLANES))), prov
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Axial slices of one side → fixed-scale square crops, normalised to uint8; crops → model input.
 
-Crops are stacked as planes :data:`PLANES` (T1, CE-T1, T2, gland, tumour), each ``size x size``
-pixels, stored as uint8 where 255 = 1.0. The model's channels are chosen from these planes at
-load time (:func:`select_channels`).
+Crops are stacked as planes: the MR series (the paper's T1, CE-T1 and T2, then any other series the
+channels name, in :data:`~mrparotid.constants.SERIES` order), then the gland and tumour masks
+(:func:`planes_of`; :data:`PLANES` for the paper's three series), each ``size x size`` pixels,
+stored as uint8 where 255 = 1.0. The model's channels are chosen from these planes at load time
+(:func:`select_channels`).
 """
 
 from __future__ import annotations
@@ -10,9 +12,33 @@ from __future__ import annotations
 import numpy as np
 from skimage.transform import resize
 
-from mrparotid.constants import SERIES, parse_channels
+from collections.abc import Mapping
 
-PLANES: tuple[str, ...] = SERIES + ("gland", "tumour")
+from mrparotid.constants import PAPER_SERIES, SERIES, parse_channels, series_of_channels
+
+MASK_PLANES: tuple[str, ...] = ("gland", "tumour")
+#: The planes of a crop of the paper's three series (today's layout; the default).
+PLANES: tuple[str, ...] = PAPER_SERIES + MASK_PLANES
+#: ``data.adc_range``'s default: the ADC window (x 10⁻³ mm²/s) mapped to [0, 1].
+ADC_RANGE: tuple[float, float] = (0.0, 3.0)
+
+
+def plane_series(cfg_data: Mapping) -> tuple[str, ...]:
+    """The MR series a crop holds for a config's (or a checkpoint preprocess record's) ``data``:
+    its ``series`` record where there is one, else the paper's three plus every other series its
+    ``channels`` name, in :data:`~mrparotid.constants.SERIES` order.
+
+    >>> plane_series({"channels": ["T1", "ADC", "mask"]})
+    ('T1', 'CE-T1', 'T2', 'ADC')
+    """
+    if cfg_data.get("series"):
+        return tuple(s for s in SERIES if s in cfg_data["series"])
+    return series_of_channels(cfg_data.get("channels") or PAPER_SERIES)
+
+
+def planes_of(series: tuple[str, ...]) -> tuple[str, ...]:
+    """The planes of a crop holding ``series``: the series, then the gland and tumour masks."""
+    return tuple(series) + MASK_PLANES
 
 
 def crop_box(region: np.ndarray, spacing: tuple[float, float, float], margin_mm: float
@@ -74,6 +100,17 @@ def normalise_percentiles(stack: np.ndarray, low: float = 1.0, high: float = 99.
     return np.clip((stack - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
+def normalise_range(stack: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Map physical values (e.g. an ADC in x 10⁻³ mm²/s) to [0, 1] by a fixed window ``low`` ..
+    ``high``, clipped; NaN stays NaN. Unlike :func:`normalise_percentiles` the same value gives the
+    same byte in every patient.
+
+    >>> normalise_range(np.array([0.0, 1.5, 4.0]), 0.0, 3.0)
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    return np.clip((stack - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
 def to_uint8(unit: np.ndarray) -> np.ndarray:
     """[0, 1] floats (NaN → 0) to uint8 with 255 = 1.0."""
     return np.rint(np.nan_to_num(unit, nan=0.0) * 255.0).astype(np.uint8)
@@ -104,8 +141,9 @@ def closed_outline(gland: np.ndarray, tumour: np.ndarray, radius_px: int) -> np.
 
 def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
                     series_mask: str = "none", gland_channel: str = "mask", *,
-                    tumour_known: bool = True, gland_close_px: float = 0.0) -> np.ndarray:
-    """Model input from stored planes: uint8 (n, 5, H, W) → uint8 (n, len(channels), H, W).
+                    tumour_known: bool = True, gland_close_px: float = 0.0,
+                    planes: tuple[str, ...] = PLANES) -> np.ndarray:
+    """Model input from stored planes: uint8 (n, len(planes), H, W) → uint8 (n, len(channels), H, W).
 
     ``series_mask`` ``"gland"``/``"tumour"`` zeroes the MR series outside that mask (the paper's
     Fig. 3 shows tumour-only series); ``"none"`` keeps them whole. ``"gland"`` keeps gland ∪
@@ -122,34 +160,42 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
     Raises
     ------
     ConfigError
-        ``gland_channel`` is not one of :data:`GLAND_CHANNELS`.
+        ``gland_channel`` is not one of :data:`GLAND_CHANNELS`, or a channel is not among the
+        crops' ``planes``.
     """
     from mrparotid.errors import ConfigError
+
+    planes = tuple(planes)
+    absent = [c for c in parse_channels(channels) if c != "mask" and c not in planes]
+    if absent:
+        raise ConfigError(f"channel(s) {', '.join(absent)} not among the prepared planes "
+                          f"({', '.join(planes)})", fix="prepare the crops with these channels in "
+                          "data.channels (the cache then holds them)")
 
     if gland_channel not in GLAND_CHANNELS:
         raise ConfigError(f"data.gland_channel is {gland_channel!r}",
                           fix=f"use one of {', '.join(GLAND_CHANNELS)} (e.g. --data.gland_channel t1)")
     channels = parse_channels(channels)
-    gland = crops[:, PLANES.index("gland")] > 0
+    gland = crops[:, planes.index("gland")] > 0
     keep = None
     if series_mask == "tumour":
-        keep = crops[:, PLANES.index("tumour")] > 0
+        keep = crops[:, planes.index("tumour")] > 0
     elif series_mask == "gland" and tumour_known:
-        keep = gland | (crops[:, PLANES.index("tumour")] > 0)
+        keep = gland | (crops[:, planes.index("tumour")] > 0)
     outline = gland
     if "mask" in channels and gland_close_px and float(gland_close_px) > 0:
         radius = max(1, int(round(float(gland_close_px) * crops.shape[-1] / 224)))
-        outline = closed_outline(gland, crops[:, PLANES.index("tumour")] > 0, radius)
+        outline = closed_outline(gland, crops[:, planes.index("tumour")] > 0, radius)
     picks = []
     for ch in channels:
         if ch == "mask":
-            inside = crops[:, PLANES.index("T1" if gland_channel == "t1" else "gland")]
+            inside = crops[:, planes.index("T1" if gland_channel == "t1" else "gland")]
             if outline is not gland:       # the closed outline: 255 (= 1.0) inside, or T1 inside it
                 inside = np.full_like(inside, 255) if gland_channel == "mask" else inside
                 picks.append(np.where(outline, inside, 0).astype(np.uint8))
                 continue
             picks.append(np.where(gland, inside, 0).astype(np.uint8))
         else:
-            plane = crops[:, PLANES.index(ch)]
+            plane = crops[:, planes.index(ch)]
             picks.append(plane if keep is None else np.where(keep, plane, 0).astype(np.uint8))
     return np.stack(picks, axis=1)

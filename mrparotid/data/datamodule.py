@@ -60,7 +60,7 @@ def load_split(prepared: PreparedCohort, ids: list[str], channels, series_mask: 
     xs, ys, pids, sides, idx, zs = [], [], [], [], [], []
     for pid in ids:
         sl, _ = load_slices(prepared.entries[pid])
-        xs.append(select_channels(sl.crops, channels, series_mask, **options))
+        xs.append(select_channels(sl.crops, channels, series_mask, planes=sl.planes, **options))
         ys.append(sl.labels)
         pids.append(np.full(len(sl), pid, dtype=object))
         sides.append(sl.sides)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from mrparotid.constants import SERIES
+from mrparotid.constants import PAPER_SERIES, SERIES
 from mrparotid.errors import InputError
 from mrparotid.io.files import PatientFiles, read_image
 
@@ -84,12 +84,66 @@ def geometry_line(role: str, image: sitk.Image) -> str:
     return f"{role}: size {image.GetSize()} spacing ({sp}) mm origin ({org}) direction {d}"
 
 
+def read_images(files: PatientFiles, series: tuple[str, ...] = PAPER_SERIES, *,
+                max_gap_slices: int | None = None) -> dict[str, sitk.Image]:
+    """Read a named-layout folder's T1, the roles of ``series`` it has, and its masks. A diffusion
+    series (``DWI``: 4-D, b-values in its ``.bval``) gives the ``DWI`` (high b) and, with ``ADC``
+    in ``series``, the ``ADC`` channel (the given map in x 10⁻³ mm²/s, else computed from the low
+    and high b): :func:`mrparotid.data.diffusion.diffusion_images`."""
+    from mrparotid.data.diffusion import diffusion_images, read_bvals
+    from mrparotid.io.files import bval_path
+
+    pid = files.patient_id
+    wanted = {"T1", "gland", "tumour", *series}
+    if {"DWI", "ADC"} & set(series):
+        wanted |= {"DWI", "ADC"}      # an ADC may come from the DWI; the DWI channel needs only DWI
+    images = {role: read_image(path, patient=pid, max_gap_slices=max_gap_slices)
+              for role, path in files.paths.items() if role in wanted and role != "DWI"}
+    if "DWI" in files.paths and "DWI" in wanted and files.paths["DWI"].is_dir():   # DICOM, by header
+        path = files.paths["DWI"]
+        diffusion = diffusion_images(_dicom_b_images(path, pid, max_gap_slices), images.pop("ADC", None),
+                                     patient=pid, path=path)
+        images.update({r: im for r, im in diffusion.items() if r in series})
+    elif "DWI" in files.paths and "DWI" in wanted:
+        path = files.paths["DWI"]
+        volumes = read_image(path, patient=pid, volumes=True)
+        bvals = read_bvals(bval_path(path), patient=pid) if bval_path(path).is_file() else None
+        if bvals is None or len(bvals) != len(volumes):
+            raise InputError(f"DWI has {len(volumes)} volume(s) but " + (
+                f"{len(bvals)} b-value(s) in {bval_path(path).name}" if bvals else
+                f"no {bval_path(path).name} beside it"), patient=pid, path=path,
+                fix=f"write {bval_path(path).name} with one b-value (s/mm²) per volume, as dcm2niix does")
+        by_b = dict(zip(bvals, volumes))
+        diffusion = diffusion_images(by_b, images.pop("ADC", None), patient=pid, path=path)
+        images.update({r: im for r, im in diffusion.items() if r in series})
+    elif "ADC" in images:
+        images["ADC"] = diffusion_images(None, images["ADC"], patient=pid, path=files.paths["ADC"])["ADC"]
+    return images
+
+
+def _dicom_b_images(folder: Path, patient: str, max_gap_slices: int | None) -> dict:
+    """b-value → image of a folder of DWI DICOM files (one series or one series per b-value),
+    read by their headers (:func:`mrparotid.dicom.dwi.read_b_images`)."""
+    from mrparotid.dicom.dwi import read_b_images
+    from mrparotid.dicom.geometry import MAX_MISSING_SLICES
+    from mrparotid.dicom.headers import is_image, scan_folder
+
+    groups: dict[str, list] = {}
+    for path, ds in scan_folder(folder, recursive=True, patient=patient):
+        if is_image(ds):
+            groups.setdefault(str(ds.SeriesInstanceUID), []).append((path, ds))
+    return read_b_images(list(groups.values()), patient=patient, where=folder,
+                         max_gap_slices=MAX_MISSING_SLICES if max_gap_slices is None else int(max_gap_slices))
+
+
 def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None, *,
-                require_gland: bool = True, max_gap_slices: int | None = None) -> Study:
+                require_gland: bool = True, max_gap_slices: int | None = None,
+                series: tuple[str, ...] = PAPER_SERIES) -> Study:
     """Read a patient's files (or take already-read ``images``) and bring all onto the T1 grid.
     With ``require_gland=False`` a patient without a gland mask gives ``Study.gland = None``.
     ``max_gap_slices``: a DICOM series' most missing slices in a row filled in by interpolation
-    (``data.max_gap_slices``); ``Study.notes`` says which were.
+    (``data.max_gap_slices``); ``Study.notes`` says which were, and what reading a diffusion
+    series changed. ``series``: the series roles read (T1 always; others where present).
 
     Raises
     ------
@@ -97,13 +151,15 @@ def build_study(files: PatientFiles, images: dict[str, sitk.Image] | None = None
         A series or mask that does not overlap the T1 field of view, or an empty (or, with
         ``require_gland``, missing) gland mask; a DICOM series with too long a gap.
     """
+    from mrparotid.data.diffusion import notes_of
     from mrparotid.dicom.series import gap_note
 
     pid = files.patient_id
     if images is None:
-        images = {role: read_image(path, patient=pid, max_gap_slices=max_gap_slices)
-                  for role, path in files.paths.items()}
-    notes = tuple(n for role in SERIES if role in images for n in [gap_note(role, images[role])] if n)
+        images = read_images(files, series, max_gap_slices=max_gap_slices)
+    images = {role: im for role, im in images.items() if role not in SERIES or role == "T1" or role in series}
+    notes = tuple(n for role in SERIES if role in images for n in
+                  [gap_note(role, images[role]), *notes_of(images[role])] if n)
     reference = reference_grid(images["T1"])
     series = {"T1": sitk.GetArrayFromImage(reference).astype(np.float32)}
     for role in SERIES[1:]:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mrparotid.constants import SERIES
-from mrparotid.data.crops import PLANES, crop_box, extract_crops, normalise_percentiles, to_uint8
+from mrparotid.constants import PAPER_SERIES, QUANTITATIVE_SERIES
+from mrparotid.data.crops import (ADC_RANGE, PLANES, crop_box, extract_crops, normalise_percentiles,
+                                  normalise_range, plane_series, planes_of, to_uint8)
 from mrparotid.data.grid import Study
 from mrparotid.data.labels import label_side_slices
 from mrparotid.data.sides import side_regions
@@ -28,7 +29,8 @@ PROCEDURE_FIX = ("add tumour.nii.gz, pass --segmenter SEG (a run of 'mrparotid s
 
 @dataclass(frozen=True)
 class PatientSlices:
-    """All crops of one patient. ``crops`` is uint8 (n, 5, size, size) in :data:`PLANES` order."""
+    """All crops of one patient. ``crops`` is uint8 (n, len(planes), size, size) in ``planes``
+    order (:data:`PLANES` for the paper's three series)."""
 
     patient_id: str
     crops: np.ndarray
@@ -36,6 +38,11 @@ class PatientSlices:
     sides: np.ndarray           # str (n,), "L" or "R"
     slice_index: np.ndarray     # int64 (n,), axial index k on the reference grid
     z_mm: np.ndarray            # float64 (n,), LPS z of the slice centre in mm
+    planes: tuple[str, ...] = PLANES
+
+    def plane(self, name: str) -> np.ndarray:
+        """uint8 (n, size, size): the crops' plane ``name`` (a series role, ``gland`` or ``tumour``)."""
+        return self.crops[:, self.planes.index(name)]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -43,7 +50,7 @@ class PatientSlices:
     @property
     def tumour_on_slices(self) -> np.ndarray:
         """Bool (n,): the slices whose crop holds tumour-mask pixels (what p(malignant) pools)."""
-        return self.crops[:, PLANES.index("tumour")].any(axis=(1, 2))
+        return self.plane("tumour").any(axis=(1, 2))
 
 
 @dataclass(frozen=True)
@@ -74,14 +81,17 @@ def select_side_slices(study: Study, diagnosis: str | None, *, margin_mm: float,
 
 def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224,
                    margin_mm: float = 10.0, percentiles: tuple[float, float] = (1.0, 99.0),
-                   mode: str = "train") -> PatientSlices:
+                   mode: str = "train", series: tuple[str, ...] = PAPER_SERIES,
+                   adc_range: tuple[float, float] = ADC_RANGE) -> PatientSlices:
     """The slices of the slice procedure (``mode="train"``: labelled; ``"diagnose"``: the same
     slices, diagnosis and tumour optional) or every side slice (``"all"``, the screening view),
     cropped (see :mod:`mrparotid.data.labels`).
 
     Each series is normalised to [0, 1] by ``percentiles`` over the crops of *every* slice of
     both sides' regions (gland ∪ tumour), whatever ``mode`` keeps, so a slice gets the same bytes
-    in every mode (``prepare`` and ``diagnose`` agree given the same masks). A series the study
+    in every mode (``prepare`` and ``diagnose`` agree given the same masks). A quantitative
+    series (the ADC, x 10⁻³ mm²/s) is mapped by the fixed window ``adc_range`` instead, the same in
+    every patient. ``series``: the MR planes of the crops (:func:`planes_of`). A series the study
     lacks stays 0.
 
     Raises
@@ -99,19 +109,22 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
     per_side = select_side_slices(study, diagnosis, margin_mm=margin_mm, mode=mode)
     rows = (np.concatenate([np.isin(s.all_index, s.slice_index) for s in per_side]) if per_side
             else np.zeros(0, bool))
-    crops = np.zeros((len(rows), len(PLANES), image_size, image_size), np.uint8)
-    for role in (r for r in SERIES if r in study.series):
+    planes = planes_of(tuple(series))
+    crops = np.zeros((len(rows), len(planes), image_size, image_size), np.uint8)
+    for role in (r for r in series if r in study.series):
         if len(rows):
             raw = np.concatenate([extract_crops(study.series[role], s.all_index, s.box, image_size,
                                                 is_mask=False) for s in per_side])
-            crops[:, PLANES.index(role)] = to_uint8(normalise_percentiles(raw, *percentiles))
+            unit = (normalise_range(raw, *adc_range) if role in QUANTITATIVE_SERIES
+                    else normalise_percentiles(raw, *percentiles))
+            crops[:, planes.index(role)] = to_uint8(unit)
     masks = {"gland": study.gland, "tumour": study.tumour}
     start = 0
     for s in per_side:
         side_rows = slice(start, start + len(s.all_index))
         for plane, volume in masks.items():
             if volume is not None:
-                crops[side_rows, PLANES.index(plane)] = to_uint8(extract_crops(
+                crops[side_rows, planes.index(plane)] = to_uint8(extract_crops(
                     (volume > 0).astype(np.float32), s.all_index, s.box, image_size, is_mask=True))
         start += len(s.all_index)
     slice_index = (np.concatenate([s.slice_index for s in per_side]) if per_side
@@ -123,10 +136,11 @@ def patient_slices(study: Study, diagnosis: str | None, *, image_size: int = 224
         sides=np.array([s.side for s in per_side for _ in s.slice_index], dtype="<U1"),
         slice_index=slice_index,
         z_mm=study.slice_z_mm()[slice_index] if len(slice_index) else np.zeros(0),
+        planes=planes,
     )
 
 
-def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = SERIES,
+def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str, ...] = PAPER_SERIES,
                   hint: str = "manifest", require_gland: bool = True) -> PatientFiles:
     """Where a patient's inputs are, without reading them: files by role in the named layout,
     or the whole folder as one ``"study"`` entry when it holds a DICOM study export. ``hint``:
@@ -141,11 +155,13 @@ def patient_files(case: PatientCase, *, require_tumour: bool, series: tuple[str,
 
 
 def read_study_images(files: PatientFiles, *, require_tumour: bool,
-                      roles_file: str | Path | None = None, series: tuple[str, ...] = SERIES,
-                      require_gland: bool = True, max_gap_slices: int | None = None) -> dict | None:
+                      roles_file: str | Path | None = None, series: tuple[str, ...] = PAPER_SERIES,
+                      require_gland: bool = True, max_gap_slices: int | None = None,
+                      read_series: tuple[str, ...] = PAPER_SERIES) -> dict | None:
     """Images by role of a DICOM study folder; None for the named layout (read by the grid).
     ``series``: the roles that must be found (T1 always; others no series matches are left out,
-    as in a named folder); ``require_gland=False``: no gland contours needed."""
+    as in a named folder); ``read_series``: the roles read where found (others, e.g. a second
+    STIR, are never read nor a reason to stop); ``require_gland=False``: no gland contours needed."""
     if "study" not in files.paths:
         return None
     from mrparotid.dicom import study as dicom_study
@@ -155,17 +171,20 @@ def read_study_images(files: PatientFiles, *, require_tumour: bool,
                                   roles_file=Path(roles_file) if roles_file else None,
                                   series=series, require_gland=require_gland,
                                   max_gap_slices=MAX_MISSING_SLICES if max_gap_slices is None
-                                  else int(max_gap_slices))
+                                  else int(max_gap_slices), read_series=tuple(read_series))
 
 
 def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | None = None,
                roles_file: str | Path | None = None, require_gland: bool = True,
-               series: tuple[str, ...] | None = None, max_gap_slices: int | None = None) -> Study:
+               series: tuple[str, ...] | None = None, max_gap_slices: int | None = None,
+               read_series: tuple[str, ...] = PAPER_SERIES) -> Study:
     """Read one patient onto the T1 grid; ``files`` if already located. ``require_gland=False``
     (not with ``mode="train"``) reads a folder without a gland mask: ``Study.gland`` is None.
     ``series``: the series a DICOM study must have (default: all three to train, else T1 only,
     so a series-dropout model answers without the others, as for a named folder, whose ``files``
-    the caller locates with the series it needs). ``max_gap_slices``: ``data.max_gap_slices``
+    the caller locates with the series it needs). ``read_series``: the series read where present
+    (those of ``series`` always; :func:`mrparotid.data.crops.plane_series` of the config: other
+    series in the folder are never read). ``max_gap_slices``: ``data.max_gap_slices``
     (default 1). ``Study.notes`` names DICOM slices filled in by interpolation.
 
     Raises
@@ -178,13 +197,19 @@ def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | 
 
     train = mode == "train"
     require_gland = require_gland or train
-    if files is None:
-        files = patient_files(case, require_tumour=train, require_gland=require_gland)
     if series is None:
-        series = SERIES if train else ("T1",)
+        series = read_series if train else ("T1",)
+    read_series = tuple(dict.fromkeys((*read_series, *series)))
+    if files is None:
+        files = patient_files(case, require_tumour=train, require_gland=require_gland,
+                              series=series if train else ("T1",))
+    elif train:       # located by a caller that did not know the series: check the ones needed
+        patient_files(case, require_tumour=True, require_gland=True, series=series)
     images = read_study_images(files, require_tumour=train, roles_file=roles_file, series=series,
-                               require_gland=require_gland, max_gap_slices=max_gap_slices)
-    study = build_study(files, images, require_gland=require_gland, max_gap_slices=max_gap_slices)
+                               require_gland=require_gland, max_gap_slices=max_gap_slices,
+                               read_series=read_series)
+    study = build_study(files, images, require_gland=require_gland, max_gap_slices=max_gap_slices,
+                        series=read_series)
     if train and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
                          path=files.paths.get("tumour", case.patient_dir), fix=TUMOUR_FIX)
@@ -197,12 +222,15 @@ def slices_of_study(study: Study, diagnosis: str | None, cfg_data: dict, *,
     (or of a checkpoint's ``preprocess`` record: ``image_size``, ``margin_mm``, ``percentiles``)."""
     return patient_slices(study, diagnosis if mode == "train" or study.tumour is not None else None,
                           image_size=int(cfg_data["image_size"]), margin_mm=float(cfg_data["margin_mm"]),
-                          percentiles=tuple(cfg_data["percentiles"]), mode=mode)
+                          percentiles=tuple(cfg_data["percentiles"]), mode=mode,
+                          series=plane_series(cfg_data),
+                          adc_range=tuple(cfg_data.get("adc_range") or ADC_RANGE))
 
 
 def prepare_patient(case: PatientCase, cfg: dict, *, mode: str = "train",
                     files: PatientFiles | None = None) -> PatientSlices:
     """Read, put on one grid and crop one patient (no caching); ``files`` if already located."""
     study = load_study(case, mode=mode, files=files, roles_file=cfg["data"].get("dicom_roles"),
-                       max_gap_slices=cfg["data"].get("max_gap_slices"))
+                       max_gap_slices=cfg["data"].get("max_gap_slices"),
+                       read_series=plane_series(cfg["data"]))
     return slices_of_study(study, case.diagnosis, cfg["data"], mode=mode)

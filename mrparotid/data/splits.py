@@ -98,9 +98,13 @@ def assert_disjoint(splits: dict[str, list[str]]) -> None:
             seen[pid] = name
 
 
-def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -> list[dict]:
-    """K folds of patients, stratified by diagnosis; each fold's test is one part, val a share
-    of the rest. No patient is in two splits of a fold, and every patient is tested once.
+def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1,
+                  by_centre: bool = False) -> list[dict]:
+    """K folds of patients, stratified by diagnosis (``by_centre``: by centre x diagnosis, the
+    in-centre comparison of :func:`centre_folds`); each fold's test is one part, val a share of
+    the rest, stratified by diagnosis (:func:`stratified_pick`: the malignant share of the
+    validation patients is the cohort's, so no fold fails closed for want of them by chance).
+    No patient is in two splits of a fold, and every patient is tested once.
 
     Unlike :func:`split_patients`, folds stay stratified (a fold must hold every diagnosis), so
     adding a patient may reshuffle the folds: a CV run saves each fold's split like any run."""
@@ -110,21 +114,90 @@ def patient_folds(cases, k: int, *, seed: int = 42, val_fraction: float = 0.1) -
     rng = np.random.default_rng(seed)
     parts: list[list[str]] = [[] for _ in range(k)]
     offset = 0
-    for diagnosis in sorted({c.diagnosis for c in cases}):
-        ids = sorted(c.patient_id for c in cases if c.diagnosis == diagnosis)
+
+    def stratum(c: PatientCase):
+        return (c.center or "", c.diagnosis) if by_centre else c.diagnosis
+    for key in sorted({stratum(c) for c in cases}):
+        ids = sorted(c.patient_id for c in cases if stratum(c) == key)
         rng.shuffle(ids)
         for j, pid in enumerate(ids):
             parts[(j + offset) % k].append(pid)
         offset += len(ids)
     folds = []
+    by_id = {c.patient_id: c for c in cases}
     for i in range(k):
         rest = sorted(p for j, part in enumerate(parts) if j != i for p in part)
-        rng.shuffle(rest)
-        n_val = share(len(rest), val_fraction)
-        split = {"train": sorted(rest[n_val:]), "val": sorted(rest[:n_val]), "test": sorted(parts[i])}
+        # validation stratified by diagnosis, so every fold can validate its operating point
+        val = stratified_pick([by_id[p] for p in rest], share(len(rest), val_fraction), rng)
+        split = {"train": sorted(p for p in rest if p not in val), "val": sorted(val),
+                 "test": sorted(parts[i])}
         assert_disjoint(split)
         folds.append(split)
     return folds
+
+
+def require_centres(cases) -> list[str]:
+    """The sorted centres of ``cases`` for leave-one-centre-out.
+
+    Raises
+    ------
+    ConfigError
+        A patient has no centre (named), or there are fewer than two centres.
+    """
+    from mrparotid.errors import ConfigError
+
+    missing = [c.patient_id for c in cases if not c.center]
+    if missing:
+        raise ConfigError(f"--group centre: {len(missing)} patient(s) have no centre: {', '.join(missing)}",
+                          fix="add a centre column to the manifest (centre, site, scanner, ...) or pass "
+                              "--centre-from-dicom")
+    centres = sorted({c.center for c in cases})
+    if len(centres) < 2:
+        raise ConfigError(f"--group centre needs at least 2 centres; the cohort has {len(centres)} "
+                          f"({', '.join(centres) or 'none'})",
+                          fix="add patients of another centre, or cross-validate by patient (--cv K)")
+    return centres
+
+
+def centre_folds(cases, *, seed: int = 42, val_fraction: float = 0.1) -> tuple[list[str], list[dict]]:
+    """Leave-one-centre-out: (the centres, one fold per centre in that order). A fold's test is
+    the whole centre; its validation (``val_fraction`` of the other centres' patients,
+    stratified by diagnosis) and training are the other centres' patients only
+    (:func:`assert_centre_held_out`). Raises ConfigError as :func:`require_centres`."""
+    centres = require_centres(cases)
+    rng = np.random.default_rng(seed)
+    folds = []
+    for centre in centres:
+        rest = [c for c in cases if c.center != centre]
+        val = stratified_pick(rest, share(len(rest), val_fraction), rng)
+        split = {"train": sorted(c.patient_id for c in rest if c.patient_id not in val),
+                 "val": sorted(val), "test": sorted(c.patient_id for c in cases if c.center == centre)}
+        assert_centre_held_out(split, {c.patient_id: c.center for c in cases}, centre)
+        folds.append(split)
+    return centres, folds
+
+
+def stratified_pick(cases, n: int, rng: np.random.Generator) -> set[str]:
+    """``n`` patient ids of ``cases``, each diagnosis in proportion to its share: within a
+    diagnosis, shuffled ids get ranks (j + 0.5) / n_diagnosis, and the ``n`` lowest ranks are
+    taken (ties broken at random)."""
+    ranked = []
+    for diagnosis in sorted({c.diagnosis for c in cases}):
+        ids = sorted(c.patient_id for c in cases if c.diagnosis == diagnosis)
+        rng.shuffle(ids)
+        ranked += [((j + 0.5) / len(ids), float(rng.random()), pid) for j, pid in enumerate(ids)]
+    return {pid for _, _, pid in sorted(ranked)[:n]}
+
+
+def assert_centre_held_out(split: dict[str, list[str]], centre_of: dict[str, str], centre: str) -> None:
+    """Raise if a patient is in two splits, if the test split holds any centre but ``centre``, or
+    if ``centre`` also trains or validates: each centre has one role, test or development."""
+    assert_disjoint(split)
+    tested = {centre_of[p] for p in split["test"]}
+    developing = {centre_of[p] for name in ("train", "val") for p in split.get(name, [])}
+    if tested != {centre} or centre in developing:
+        raise AssertionError(f"centre {centre!r} is not held out: test holds {sorted(tested)}, train/val "
+                             f"hold {sorted(developing)}: centre-level leakage")
 
 
 def split_record(splits: dict[str, list[str]], cases) -> dict:

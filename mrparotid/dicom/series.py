@@ -31,7 +31,7 @@ gives (z, y, x) = (slice, row, column). Oblique and non-axial series keep their 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +39,13 @@ import pydicom
 import SimpleITK as sitk
 
 from mrparotid.dicom.geometry import (MAX_MISSING_SLICES, fill_gaps, filled_positions, series_geometry,
-                                      slice_gaps)
+                                      slice_gaps, slice_normal)
 from mrparotid.dicom.headers import (DAMAGED_FIX, Frame, frames_of, is_image, read_header,
                                      scan_folder)
 from mrparotid.errors import InputError
 
 __all__ = ["SliceGapWarning", "read_frames", "read_series_files", "read_series_headers",
-           "read_dicom_series", "interpolated_positions", "gap_note", "mark_interpolated",
+           "image_from_frames", "read_dicom_series", "interpolated_positions", "gap_note", "mark_interpolated",
            "slice_gaps"]  # defined in mrparotid.dicom.geometry; kept importable from here
 
 
@@ -203,14 +203,45 @@ def read_series_headers(headers: Sequence[tuple[Path, pydicom.Dataset]], *,
         raise InputError(f"not a volume: {exc}", patient=patient, path=where,
                          fix="export the MR series itself, not a screenshot or derived object") \
             from None
-    geom = series_geometry(frames, where=where, patient=patient, max_missing=max_gap_slices)
-    stack = read_frames(geom.frames, patient=patient)
+    return image_from_frames(frames, patient=patient, where=where, max_gap_slices=max_gap_slices)
+
+
+def image_from_frames(frames: Sequence[Frame], *, patient: str | None = None,
+                      where: str | Path | None = None, max_gap_slices: int = MAX_MISSING_SLICES,
+                      combine: Callable[[np.ndarray], np.ndarray] | None = None) -> sitk.Image:
+    """The float32 3-D image of ``frames`` (one stack; see :func:`read_series_files`).
+
+    ``combine``: frames that share a slice position (diffusion directions of one b-value) are
+    read as a (k, rows, columns) stack and ``combine`` makes one (rows, columns) slice of them;
+    every position must hold the same number k of frames. Without it such frames are an error.
+
+    Raises
+    ------
+    InputError
+        Bad slice geometry (see :func:`mrparotid.dicom.geometry.series_geometry`), positions that
+        hold different numbers of frames, unreadable pixels.
+    """
+    groups = _by_position(frames) if combine is not None else [[f] for f in frames]
+    if len({len(g) for g in groups}) > 1:
+        raise InputError(f"slice positions hold different numbers of images ({min(map(len, groups))}"
+                         f" to {max(map(len, groups))}): images of the series are missing",
+                         patient=patient, path=where, fix="re-export the complete series")
+    geom = series_geometry([g[0] for g in groups], where=where, patient=patient,
+                           max_missing=max_gap_slices)
+    if len(groups[0]) == 1:
+        stack = read_frames(geom.frames, patient=patient)
+    else:
+        group_of = {g[0]: g for g in groups}
+        flat = [f for first in geom.frames for f in group_of[first]]
+        pixels = read_frames(flat, patient=patient).reshape((len(geom.frames), len(groups[0]))
+                                                            + geom.frames[0].shape)
+        stack = np.stack([combine(k_frames) for k_frames in pixels]).astype(np.float32)
     if geom.gaps:
         for g in geom.gaps:
             warnings.warn(f"{where}: slice gap of {g.gap_mm:.1f} mm at slice position "
                           f"{g.start_mm:.1f} mm ({g.missing} missing slice(s)); resampled onto "
                           f"even {geom.step_mm:.2f} mm spacing by linear interpolation",
-                          SliceGapWarning, stacklevel=2)
+                          SliceGapWarning, stacklevel=3)
         stack = fill_gaps(stack, geom.positions_mm, geom.step_mm, geom.n_slices)
     image = sitk.GetImageFromArray(stack)
     image.SetOrigin(geom.origin)
@@ -218,6 +249,15 @@ def read_series_headers(headers: Sequence[tuple[Path, pydicom.Dataset]], *,
     image.SetDirection(geom.direction.ravel().tolist())
     filled = filled_positions(geom.positions_mm, geom.step_mm, geom.n_slices) if geom.gaps else ()
     return mark_interpolated(image, filled)
+
+
+def _by_position(frames: Sequence[Frame]) -> list[list[Frame]]:
+    """Frames grouped by slice position (0.01 mm along the first frame's normal), in input order."""
+    normal = slice_normal(frames[0].orientation)
+    groups: dict[float, list[Frame]] = {}
+    for f in frames:
+        groups.setdefault(round(float(np.dot(f.position, normal)), 2), []).append(f)
+    return list(groups.values())
 
 
 def read_dicom_series(folder: Path, *, patient: str | None = None,

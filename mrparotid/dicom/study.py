@@ -1,11 +1,15 @@
-"""A folder holding a whole DICOM study (any depth) → T1, CE-T1, T2 and gland/tumour masks.
+"""A folder holding a whole DICOM study (any depth) → its series by role and gland/tumour masks.
 
 :func:`is_study_folder` tells such a folder from one in the named layout of :mod:`mrparotid.io.files`.
 :func:`load_study` reads every header once (:mod:`mrparotid.dicom.headers`), finds the series and
-their roles (:mod:`mrparotid.dicom.discovery`, rules from :mod:`mrparotid.dicom.roles`), reads the three
-chosen series (:mod:`mrparotid.dicom.series`) and the masks: contours from an RTSTRUCT in the folder,
-rasterised on the grid of the series they reference (:mod:`mrparotid.dicom.rtstruct`), or gland/tumour
-NIfTI files named as in :mod:`mrparotid.io.files` beside the DICOM files.
+their roles (:mod:`mrparotid.dicom.discovery`, rules from :mod:`mrparotid.dicom.roles`), reads the
+chosen series (:mod:`mrparotid.dicom.series`; a DCE series' peak phase, :mod:`mrparotid.dicom.phases`;
+the DWI series' images by b-value, :mod:`mrparotid.dicom.dwi`, which become the ``DWI`` and ``ADC``
+channels through :func:`mrparotid.data.diffusion.diffusion_images`: an ADC map given, else computed
+from the low and high b) and the masks: contours from an RTSTRUCT in the folder, rasterised on the
+grid of the series they reference (:mod:`mrparotid.dicom.rtstruct`), or gland/tumour NIfTI files
+named as in :mod:`mrparotid.io.files` beside the DICOM files. :func:`read_study` also returns the
+DWI images of every b-value (``mrparotid convert`` writes them as ``DWI.nii.gz`` + ``DWI.bval``).
 
 No patient identifier from the headers is read into anything this module returns or prints:
 series are named by number, description, geometry and role only.
@@ -21,20 +25,21 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+from mrparotid.constants import PAPER_SERIES, SERIES as SERIES_ROLES
 from mrparotid.dicom.geometry import MAX_MISSING_SLICES
 from mrparotid.dicom.series import read_series_headers
 from mrparotid.dicom.headers import is_image, is_rtstruct, printable, read_header, scan_folder
-from mrparotid.errors import InputError
-from mrparotid.io.files import MASK_ROLES, SERIES_ROLES, read_image, role_of
-from mrparotid.dicom.discovery import discover_headers, select_roles
+from mrparotid.errors import InputError, MissingSeriesError
+from mrparotid.io.files import MASK_ROLES, read_image, role_of
+from mrparotid.dicom.discovery import discover_headers, select_series
 from mrparotid.dicom.roles import RolesConfig, load_roles
 from mrparotid.dicom.types import SeriesInfo
 
-__all__ = ["is_study_folder", "load_study"]
+__all__ = ["is_study_folder", "load_study", "read_study"]
 
 
 def is_study_folder(patient_dir: Path, patient: str | None = None) -> bool:
-    """True when ``patient_dir`` holds DICOM files (any depth) and no named T1/CE-T1/T2 entry.
+    """True when ``patient_dir`` holds DICOM files (any depth) and no named series entry.
 
     Raises
     ------
@@ -51,23 +56,28 @@ def is_study_folder(patient_dir: Path, patient: str | None = None) -> bool:
 
 
 def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = None,
-               require_tumour: bool = False, series: Sequence[str] = SERIES_ROLES,
-               require_gland: bool = True,
-               max_gap_slices: int = MAX_MISSING_SLICES) -> dict[str, sitk.Image]:
+               require_tumour: bool = False, series: Sequence[str] = PAPER_SERIES,
+               require_gland: bool = True, max_gap_slices: int = MAX_MISSING_SLICES,
+               read_series: Sequence[str] = SERIES_ROLES) -> dict[str, sitk.Image]:
     """Read a study folder: its series by role and the masks from its RTSTRUCT.
 
     ``series``: the roles that must be found (T1, the reference grid, always is); a role outside
     it that no series matches is left out, as a NIfTI folder may lack it (a series-dropout model
-    answers without it). ``require_gland=False``: a study without gland contours (the segmenter
-    then draws them). ``max_gap_slices``: most missing slices in a row filled in by interpolation.
+    answers without it). ``read_series``: the roles read where present (default: every role);
+    series of other roles are never read nor checked for ambiguity. ``require_gland=False``: a
+    study without gland contours (the segmenter then draws them). ``max_gap_slices``: most
+    missing slices in a row filled in by interpolation.
 
     Returns
     -------
     dict
-        ``T1`` and those of ``CE-T1``, ``T2`` found (float32, LPS mm geometry; interpolated slices
-        recorded, :func:`mrparotid.dicom.series.interpolated_positions`), ``gland`` (uint8, 1 right
-        / 2 left, or 1 when the ROI has no side) and, when contoured, ``tumour`` (uint8 0/1); each
-        mask on the grid of the series its RTSTRUCT references.
+        ``T1`` and those of ``CE-T1``, ``T2``, ``T2FS``, ``DCE`` (its peak phase), ``DWI`` (the
+        high-b trace image) and ``ADC`` (x 10⁻³ mm²/s: the map given, else computed from DWI)
+        found (float32, LPS mm geometry; interpolated slices recorded,
+        :func:`mrparotid.dicom.series.interpolated_positions`; what reading changed in the notes
+        of :func:`mrparotid.data.diffusion.notes_of`), ``gland`` (uint8, 1 right / 2 left, or 1
+        when the ROI has no side) and, when contoured, ``tumour`` (uint8 0/1); each mask on the
+        grid of the series its RTSTRUCT references.
 
     Raises
     ------
@@ -77,6 +87,18 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
         patient and folder. :class:`~mrparotid.errors.MissingSeriesError` when a role of
         ``series`` has no series.
     """
+    return read_study(patient_dir, patient_id, roles_file=roles_file,
+                      require_tumour=require_tumour, series=series, require_gland=require_gland,
+                      max_gap_slices=max_gap_slices, read_series=read_series)[0]
+
+
+def read_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = None,
+               require_tumour: bool = False, series: Sequence[str] = PAPER_SERIES,
+               require_gland: bool = True, max_gap_slices: int = MAX_MISSING_SLICES,
+               read_series: Sequence[str] = SERIES_ROLES,
+               ) -> tuple[dict[str, sitk.Image], dict[float, sitk.Image]]:
+    """:func:`load_study`'s images, and the DWI trace images by b-value (s/mm²; empty without
+    a DWI series, or when neither DWI nor ADC is read)."""
     patient_dir = Path(patient_dir)
     where = {"patient": patient_id, "path": patient_dir}
     if not patient_dir.is_dir():
@@ -89,10 +111,26 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
                          fix="put the study's DICOM export in the folder, "
                              "or name T1/CE-T1/T2 files")
     infos = discover_headers(headers, roles)
-    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir,
-                          required=("T1", *series))
+    wanted = tuple(dict.fromkeys(("T1", *series, *read_series)))
+    groups = select_series(infos, roles, patient=patient_id, patient_dir=patient_dir,
+                           required=("T1", *(r for r in series if r != "ADC")),
+                           among=wanted + (("DWI",) if "ADC" in wanted else ()))
+    chosen = {role: group[0] for role, group in groups.items()}
     reader = _SeriesReader(headers, infos, patient_id, patient_dir, max_gap_slices)
-    images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()}
+    images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()
+                                     if role not in ("DWI", "ADC", "DCE")}
+    if "DCE" in chosen:
+        images["DCE"] = reader.dce(chosen["DCE"].series_uid)
+    b_images = reader.b_images([i.series_uid for i in groups.get("DWI", ())])
+    images.update(_diffusion(b_images, reader.image(chosen["ADC"].series_uid)
+                             if "ADC" in chosen else None, patient_id, patient_dir))
+    if "ADC" in series and "ADC" not in images:
+        raise MissingSeriesError("no series matches the ADC role and no DWI series holds a low "
+                                 "(b <= 100) and a high (b >= 500 s/mm²) b-value to compute it",
+                                 role="ADC", **where,
+                                 fix="export the ADC map or the b0 images of the DWI series, or "
+                                     "pin `ADC: {series_number: N}` in a roles YAML (--roles FILE)")
+    images = {role: images[role] for role in SERIES_ROLES if role in images and role in wanted}
     masks = _rtstruct_masks(headers, infos, chosen, roles, reader, patient_id)
     for role, image in _named_masks(patient_dir, patient_id).items():
         if role in masks:
@@ -110,7 +148,14 @@ def load_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
         raise InputError("no tumour contours found", **where,
                          fix="contour the tumour (ROI named GTV*/Tumor*/Tumour*/Lesion*) or add "
                              "tumour.nii.gz")
-    return {**images, **masks}
+    return {**images, **masks}, b_images
+
+
+def _diffusion(b_images: dict[float, sitk.Image], adc: sitk.Image | None, patient: str,
+               patient_dir: Path) -> dict[str, sitk.Image]:
+    from mrparotid.data.diffusion import diffusion_images
+
+    return diffusion_images(b_images, adc, patient=patient, path=patient_dir)
 
 
 class _SeriesReader:
@@ -127,11 +172,31 @@ class _SeriesReader:
     def image(self, uid: str) -> sitk.Image:
         if uid not in self.cache:
             files = self.infos[uid].files
-            folder = Path(os.path.commonpath([str(f.parent) for f in files]))
             self.cache[uid] = read_series_headers([(f, self.header[f]) for f in files],
-                                                  patient=self.patient, where=folder,
+                                                  patient=self.patient, where=self._folder(files),
                                                   max_gap_slices=self.max_gap_slices)
         return self.cache[uid]
+
+    def dce(self, uid: str) -> sitk.Image:
+        from mrparotid.dicom.phases import read_dce
+
+        files = self.infos[uid].files
+        return read_dce([(f, self.header[f]) for f in files], patient=self.patient,
+                        where=self._folder(files), max_gap_slices=self.max_gap_slices)
+
+    def b_images(self, uids: Sequence[str]) -> dict[float, sitk.Image]:
+        from mrparotid.dicom.dwi import read_b_images
+
+        if not uids:
+            return {}
+        series = [[(f, self.header[f]) for f in self.infos[u].files] for u in uids]
+        return read_b_images(series, patient=self.patient,
+                             where=self._folder([f for u in uids for f in self.infos[u].files]),
+                             max_gap_slices=self.max_gap_slices)
+
+    @staticmethod
+    def _folder(files: Sequence[Path]) -> Path:
+        return Path(os.path.commonpath([str(f.parent) for f in files]))
 
     def sop_uids(self, uid: str) -> set[str]:
         return {str(self.header[f].get("SOPInstanceUID", "")) for f in self.infos[uid].files}

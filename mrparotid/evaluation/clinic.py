@@ -38,13 +38,14 @@ def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = No
     ``sides`` {side: {"tumour", "auto", "found", "false_alarm": bool}}."""
     from mrparotid.data.preprocess import load_study
     from mrparotid.inference.masks import resolve_masks
+    from mrparotid.inference.missing import read_series
     from mrparotid.inference.procedure import predict_study
     from mrparotid.segmentation.detection import side_detection
     from mrparotid.segmentation.metrics import patient_scores
 
     from mrparotid.decision.apply import REFER
 
-    study = load_study(case, mode="train", roles_file=roles_file)
+    study = load_study(case, mode="train", roles_file=roles_file, read_series=read_series(loaded))
     given = predict_study(study, loaded, case.diagnosis)
     row = {"patient_id": case.patient_id, "true": case.diagnosis,
            "given_diagnosis": given.decision.diagnosis, "given_slices": len(given.slices),

@@ -16,6 +16,7 @@ from mrparotid.evaluation import stats
 from mrparotid.evaluation.answers import answer_section
 from mrparotid.evaluation.bootstrap import (BOOTSTRAP_METHOD, accuracy, bootstrap_accuracy, bootstrap_micro_auc,
                                             bootstrap_paired_difference, micro_auc)
+from mrparotid.evaluation.centres import per_centre_metrics
 from mrparotid.evaluation.metrics import check_scorable, label_arrays, patient_metrics, slice_metrics
 from mrparotid.evaluation.plots import plot_ablation, plot_confusion, plot_roc
 from mrparotid.evaluation.predictions import KEY, as_predictions
@@ -83,6 +84,9 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
         ``{k, n, estimate, lo, hi, method}``; slice-level CIs are patient-clustered bootstraps
         with the independent-slices interval beside them. A patient's true diagnosis is the class of its tumour
         slices; patients with only no-tumour slices are listed in ``excluded_no_tumour_only``.
+        ``per_centre`` (only when the predictions have a ``centre`` column naming centres): centre
+        → the same slice, patient and answer figures on that centre's rows alone
+        (:mod:`mrparotid.evaluation.centres`).
 
     Raises
     ------
@@ -124,6 +128,10 @@ def evaluate_predictions(preds: pd.DataFrame | str | Path, out_dir: str | Path, 
                                        malignant_min_slices=malignant_min_slices, synthetic=synthetic,
                                        title=title)
     files.update(metrics["answer"]["files"])
+    per_centre = per_centre_metrics(df, records=decision, soft_threshold=soft[0], soft_source=soft[1],
+                                    malignant_min_slices=malignant_min_slices)
+    if per_centre is not None:      # the predictions name centres: each centre's figures too
+        metrics["per_centre"] = per_centre
     write_text(out / files["confusion_csv"], pd.DataFrame(
         sm["confusion"], index=pd.Index(CLASSES, name="true\\pred"), columns=list(CLASSES)).to_csv())
     rows = pd.DataFrame(_slice_rows(sm))
@@ -159,6 +167,9 @@ def _ablation_row(f: pd.DataFrame, ref: pd.DataFrame, is_reference: bool) -> dic
                     f"{key}_hi": d["hi"] if d else math.nan})
         row["p_vs_reference" if key == "auc_diff" else "acc_p"] = d["p_value"] if d else math.nan
     row["p_delong"] = math.nan if is_reference else stats.compare_micro_auc(y, p, ref_p)["p"]
+    from mrparotid.evaluation.gains import channel_gains
+
+    row.update(channel_gains(f, ref))      # lesion slices and PA vs Warthin, paired against the reference
     return row
 
 

@@ -14,7 +14,9 @@ every report made from the file carries the synthetic banner.
 
 ``diagnose --csv`` adds a ``missing_series`` column (:data:`OPTIONAL_COLUMNS`): the series the
 patient lacked, ``;``-separated (e.g. ``CE-T1``), empty when every series was there. Readers keep
-it when present and need it nowhere.
+it when present and need it nowhere. ``fit`` and ``evaluate --checkpoint`` add a ``centre`` column
+when the manifest names centres (one centre per patient, empty when unknown); ``evaluate`` then
+scores each centre too. Files without these columns read as before.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from mrparotid.io.atomic import atomic_path
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{c}" for c in CLASSES)
 COLUMNS: tuple[str, ...] = ("patient_id", "side", "index", "true", "pred", *PROB_COLUMNS)
 KEY: list[str] = ["patient_id", "side", "index"]
-#: Columns kept when a file has them: ``missing_series`` (``diagnose --csv``).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("missing_series",)
+#: Columns kept when a file has them: ``missing_series`` (``diagnose --csv``), ``centre`` (``fit``).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("missing_series", "centre")
 #: First line of a predictions CSV made from synthetic data.
 SYNTHETIC_LINE = "# SYNTHETIC data (phantom cohort) - not clinical; reports made from this file say so"
 _FIX = "write it with 'mrparotid fit', 'mrparotid diagnose --csv' or 'mrparotid evaluate --checkpoint' (header: " + ",".join(COLUMNS) + ")"
@@ -75,6 +77,13 @@ def check_predictions(df: pd.DataFrame, source: str, *, keep_unlabelled: bool = 
             i = int(np.flatnonzero(wrong.to_numpy())[0])
             bad(i, f"missing_series {df['missing_series'].iloc[i]!r} is not a list of series",
                 "write the missing series separated by ';' (" + ", ".join(SERIES) + "), or leave it empty")
+    if "centre" in df.columns:
+        df["centre"] = df["centre"].fillna("").astype(str).str.strip()
+        several = df.groupby("patient_id")["centre"].transform("nunique") > 1
+        if several.any():
+            i = int(np.flatnonzero(several.to_numpy())[0])
+            bad(i, f"patient {df['patient_id'].iloc[i]!r} has several centres "
+                f"({', '.join(sorted(set(df.loc[several, 'centre'])))})", "give each patient one centre")
     df["side"] = df["side"].astype(str).str.strip().str.upper()
     for col in ("true", "pred"):
         df[col] = df[col].astype(str).str.strip()
@@ -147,7 +156,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     try:
         n_comments, synthetic = _comment_lines(path)
         df = pd.read_csv(path, dtype={"patient_id": str, "side": str, "true": str, "pred": str,
-                                      "missing_series": str},
+                                      "missing_series": str, "centre": str},
                          keep_default_na=False, skipinitialspace=True, skiprows=n_comments)
     except FileNotFoundError:
         raise InputError("file not found", path=path, fix="check the path") from None
@@ -206,10 +215,10 @@ def as_predictions(preds: pd.DataFrame | str | Path) -> pd.DataFrame:
     return read_predictions(preds) if isinstance(preds, (str, Path)) else check_predictions(preds, "<DataFrame>")
 
 
-def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
+def prediction_records(split_data, probs: np.ndarray, centres: dict[str, str] | None = None) -> list[dict]:
     """Rows of the predictions CSV from a split's slices (``y``, ``patient_id``, ``side``,
     ``index``) and their probabilities (n, 4); a slice with no known class (y < 0) gets an empty
-    ``true``."""
+    ``true``. ``centres`` (patient id → centre; none given or empty: no column) adds ``centre``."""
     rows = []
     for i in range(len(probs)):
         y = int(split_data.y[i])
@@ -217,5 +226,7 @@ def prediction_records(split_data, probs: np.ndarray) -> list[dict]:
                "index": int(split_data.index[i]), "true": CLASSES[y] if y >= 0 else "",
                "pred": CLASSES[int(np.argmax(probs[i]))]}
         row.update({f"p_{c}": float(p) for c, p in zip(CLASSES, probs[i])})
+        if centres:
+            row["centre"] = centres.get(row["patient_id"]) or ""
         rows.append(row)
     return rows

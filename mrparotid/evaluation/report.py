@@ -10,6 +10,7 @@ import numpy as np
 from mrparotid.constants import CLASSES
 from mrparotid.evaluation.bootstrap import BOOTSTRAP_METHOD
 from mrparotid.evaluation.answers import answer_markdown
+from mrparotid.evaluation.centres_report import per_centre_markdown
 from mrparotid.evaluation.metrics import INDEPENDENT_NOTE
 from mrparotid.evaluation.plots import pretty_class
 
@@ -119,6 +120,7 @@ def evaluation_markdown(m: dict, synthetic: bool, title: str) -> str:
         out += ["", "Excluded from patient level (no tumour slice in the CSV): "
                 + ", ".join(pm["excluded_no_tumour_only"])]
     out += answer_markdown(m.get("answer"))
+    out += per_centre_markdown(m)
     out += [""] + methods_markdown(m.get("bootstrap_method", BOOTSTRAP_METHOD))
     return "\n".join(out)
 
@@ -150,5 +152,8 @@ def ablation_markdown(rows: list[dict], reference_name: str, synthetic: bool) ->
                   f"{_ci(t['acc_wilson_lo'], t['acc_wilson_hi'])} | {t['micro_auc']:.3f} "
                   f"{_ci(t['auc_lo'], t['auc_hi'])} | {_ci(t['auc_delong_lo'], t['auc_delong_hi'])} | "
                   f"{diff} | {p_boot} | {p_delong} |")
-    md += ["", "![ablation](ablation.png)", ""] + methods_markdown(BOOTSTRAP_METHOD)
+    from mrparotid.evaluation.gains import gains_markdown
+
+    md += ["", "![ablation](ablation.png)", ""] + gains_markdown(rows, reference_name) + [""]
+    md += methods_markdown(BOOTSTRAP_METHOD)
     return "\n".join(md)

@@ -17,7 +17,7 @@ from mrparotid.data.preprocess import PatientSlices
 from mrparotid.decision.rule import PatientDecision
 from mrparotid.inference.answer import answer_lines, answer_report
 from mrparotid.errors import InputError, MissingSeriesError
-from mrparotid.inference.missing import missing_series, missing_series_error, required_series
+from mrparotid.inference.missing import missing_series, missing_series_error, read_series, required_series
 from mrparotid.io.manifest import PatientCase
 from mrparotid.inference.masks import Segmenter, StudyMasks
 from mrparotid.models.checkpoint import LoadedModel
@@ -97,7 +97,8 @@ def predict_patient(case: PatientCase, loaded: LoadedModel, *, roles_file: str |
                               require_gland=False)
     except MissingSeriesError as err:
         raise missing_series_error(err, case, loaded) from None
-    read = load_study(case, mode="diagnose", files=files, roles_file=roles_file, require_gland=False)
+    read = load_study(case, mode="diagnose", files=files, roles_file=roles_file, require_gland=False,
+                      read_series=read_series(loaded))
     missing = missing_series(case, loaded, read.series)    # only a series-dropout model allows any
     masks = resolve_masks(read, segmenter, need_tumour=not all_slices)
     study = masks.study

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mrparotid.data.crops import PLANES, crop_box
+from mrparotid.data.crops import crop_box
 from mrparotid.data.grid import Study
 from mrparotid.data.preprocess import PatientSlices
 from mrparotid.data.sides import side_regions
@@ -134,7 +134,7 @@ def cam_summaries(cams: np.ndarray, slices: PatientSlices, study: Study, margin_
     (no evidence for the class at that stage) gets None for peak and share."""
     boxes = side_boxes(study, margin_mm)
     size = cams.shape[-1] if cams.ndim == 3 else 0
-    tumour = slices.crops[:, PLANES.index("tumour")] > 0
+    tumour = slices.plane("tumour") > 0
     out = []
     for i, cam in enumerate(cams):
         total = float(cam.sum())

@@ -23,6 +23,15 @@ def model_series(loaded: LoadedModel) -> tuple[str, ...]:
     return tuple(c for c in loaded.channels if c in SERIES)
 
 
+def read_series(loaded: LoadedModel) -> tuple[str, ...]:
+    """The series read from a patient folder for the checkpoint: those its crops hold
+    (:func:`mrparotid.data.crops.plane_series` of its preprocess record); other series in the
+    folder are never read."""
+    from mrparotid.data.crops import plane_series
+
+    return plane_series(loaded.meta["preprocess"])
+
+
 def required_series(loaded: LoadedModel) -> tuple[str, ...]:
     """The series a patient folder must hold (besides T1, always required): every series of the
     model, or none when the model was trained with series dropout."""

@@ -66,7 +66,7 @@ def predict_study(study: Study, loaded: LoadedModel, diagnosis: str | None, *,
         slices = replace(slices, labels=np.full(len(slices), UNLABELLED, np.int64))
     tumour_known = study.tumour is not None and bool(study.tumour.any())
     x = select_channels(slices.crops, loaded.channels, meta.get("series_mask", "none"),
-                        tumour_known=tumour_known, **meta.get("channel_options", {}))
+                        tumour_known=tumour_known, planes=slices.planes, **meta.get("channel_options", {}))
     present = present_of(loaded.series_flags, study.series)   # a missing series' plane is 0
     probs = predict_probs(loaded.model, x, present=present)
     decision = decide_patient(probs, int(meta.get("rule", {}).get("malignant_min_slices", 2)))

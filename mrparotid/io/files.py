@@ -9,6 +9,11 @@ The folder layout is the contract users follow (README, "Data layout"):
   ``T1_FS_GD``, ...), read by the role rules of DICOM descriptions
   (:func:`mrparotid.dicom.roles.role_of_name`, ``configs/dicom_roles.yaml``); an exact name above
   wins over a protocol name for the same role;
+- optional series beyond the paper's, read only when a model's channels name them:
+  ``T2FS``/``T2_FS``/``STIR``; ``DWI``/``DIFFUSION``/``TRACE`` (a 4-D image, one volume per
+  b-value, with the b-values in ``<same name>.bval`` beside it, as dcm2niix writes; or a 3-D image
+  of one b-value with a ``.bval`` holding it); ``ADC``/``ADC_MAP`` (unit detected:
+  :func:`mrparotid.data.diffusion.adc_unit`); ``DCE`` (one dynamic phase);
 - ``parotid.*`` (``gland.*``, ``parotid_mask.*``): nonzero = parotid gland (1/2 may mark sides);
 - ``tumor.*`` (``tumour.*``, ``lesion.*``): nonzero = tumour; required to train.
 """
@@ -22,7 +27,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from mrparotid.constants import SERIES as SERIES_ROLES
+from mrparotid.constants import PAPER_SERIES
+
+#: The series a patient folder must hold unless told otherwise (the paper's three).
+SERIES_ROLES: tuple[str, ...] = PAPER_SERIES
 from mrparotid.dicom.roles import role_of_name
 from mrparotid.errors import InputError, MissingSeriesError
 
@@ -33,6 +41,10 @@ ROLE_NAMES: dict[str, tuple[str, ...]] = {
     "T1": ("T1", "T1W"),
     "CE-T1": ("CE-T1", "CE_T1", "T1C", "T1CE", "T1+C"),
     "T2": ("T2", "T2W"),
+    "T2FS": ("T2FS", "T2_FS", "T2-FS", "STIR", "T2_STIR"),
+    "DWI": ("DWI", "DIFFUSION", "TRACE"),
+    "ADC": ("ADC", "ADC_MAP"),
+    "DCE": ("DCE", "DCE_LATE"),
     "gland": ("PAROTID", "GLAND", "PAROTID_MASK"),
     "tumour": ("TUMOR", "TUMOUR", "LESION"),
 }
@@ -40,7 +52,8 @@ MASK_ROLES = ("gland", "tumour")
 #: Scanner protocol names the role rules accept, shown in the missing-series message.
 PROTOCOL_EXAMPLES: dict[str, tuple[str, ...]] = {
     "T1": ("t1_tse_tra", "T1W_SE"), "CE-T1": ("t1_vibe_fs_tra_post", "T1_FS_GD"),
-    "T2": ("t2_tse_ax", "T2W_TSE")}
+    "T2": ("t2_tse_ax", "T2W_TSE"), "T2FS": ("t2_tse_fs_ax", "T2W_SPAIR"),
+    "DWI": ("ep2d_diff_tra",), "ADC": ("ep2d_diff_tra_ADC",), "DCE": ("dyn_ax",)}
 #: A file name holding one of these words is never a series by protocol name (a mask, a label).
 NOT_A_SERIES = re.compile(r"(?i)(mask|seg|label|roi|contour|parotid|gland|tumou?r|lesion)")
 
@@ -59,7 +72,7 @@ class PatientFiles:
         for role in sorted(self.paths):
             path = self.paths[role]
             files = (sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir()
-                     else [path, *_mhd_data_file(path)])
+                     else [path, *_mhd_data_file(path), *sidecars(path)])
             for f in files:
                 st = f.stat()
                 rows.append((role, str(f.relative_to(self.patient_dir)), st.st_size, st.st_mtime_ns))
@@ -76,6 +89,18 @@ def _mhd_data_file(path: Path) -> list[Path]:
             data = path.parent / value.strip()
             return [data] if value.strip() != "LOCAL" and data.is_file() else []
     return []
+
+
+def bval_path(path: Path) -> Path:
+    """The ``.bval`` file beside a diffusion image (``DWI.nii.gz`` → ``DWI.bval``)."""
+    stem = _strip_suffix(path.name) or path.name
+    return path.with_name(stem + ".bval")
+
+
+def sidecars(path: Path) -> list[Path]:
+    """Files beside an image that are part of it: a diffusion image's ``.bval``."""
+    bval = bval_path(path)
+    return [bval] if bval.is_file() else []
 
 
 def _strip_suffix(name: str) -> str | None:
@@ -170,7 +195,7 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
     required = (["T1"] + [r for r in series if r != "T1"] + (["gland"] if require_gland else [])
                 + (["tumour"] if require_tumour else []))
     for role in required:
-        if role not in found:
+        if role not in found and not (role == "ADC" and "DWI" in found):   # an ADC comes from a DWI too
             seen = _listing(entries)
             what = "mask" if role in MASK_ROLES else "series"
             where = dict(patient=pid, path=patient_dir,
@@ -190,7 +215,7 @@ def _listing(entries: list[Path], most: int = 12) -> str:
 
 
 def read_image(path: Path, *, patient: str | None = None,
-               max_gap_slices: int | None = None) -> sitk.Image:
+               max_gap_slices: int | None = None, volumes: bool = False) -> sitk.Image | list[sitk.Image]:
     """Read one series or mask (file or DICOM folder) as a 3-D float32 image, LPS mm geometry.
     ``max_gap_slices``: a DICOM folder's most missing slices in a row filled in by interpolation
     (default :data:`mrparotid.dicom.geometry.MAX_MISSING_SLICES`); the image records where
@@ -202,6 +227,9 @@ def read_image(path: Path, *, patient: str | None = None,
         Unreadable/truncated file, not 3-D, non-finite voxel values, a zero or negative spacing,
         a direction matrix that is not a rotation, or a DICOM folder with a damaged file or too
         long a gap.
+
+    ``volumes=True``: a list of 3-D volumes, one per volume of a 4-D image (a diffusion series,
+    one volume per b-value), each checked as above; a 3-D image gives a list of one.
     """
     from mrparotid.dicom.geometry import MAX_MISSING_SLICES
     from mrparotid.dicom.series import interpolated_positions, mark_interpolated, read_dicom_series
@@ -221,6 +249,15 @@ def read_image(path: Path, *, patient: str | None = None,
                              fix="re-export it (the file may be truncated or not an image)") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
+    if volumes:
+        parts = ([image[:, :, :, i] for i in range(image.GetSize()[3])]
+                 if image.GetDimension() == 4 and image.GetNumberOfComponentsPerPixel() == 1 else [image])
+        return [_checked(part, path, patient) for part in parts]
+    return mark_interpolated(_checked(image, path, patient), filled)
+
+
+def _checked(image: sitk.Image, path: Path, patient: str | None) -> sitk.Image:
+    """``image`` as float32 after the checks of :func:`read_image` (3-D scalar, geometry, finite)."""
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"expected a 3-D scalar volume, got {image.GetDimension()}-D with "
                          f"{image.GetNumberOfComponentsPerPixel()} component(s)", patient=patient,
@@ -234,7 +271,7 @@ def read_image(path: Path, *, patient: str | None = None,
     if n_bad:
         raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
                          fix="re-export the series; NaN/inf are not valid MR intensities")
-    return mark_interpolated(image, filled)
+    return image
 
 
 def _check_geometry(image: sitk.Image, path: Path, patient: str | None) -> None:

@@ -2,17 +2,20 @@
 
 Format, one patient a row (lines starting with ``#`` are comments)::
 
-    patient_id,diagnosis,patient_dir[,split][,center]
+    patient_id,diagnosis,patient_dir[,split][,centre]
     P001,pleomorphic_adenoma,patients/P001,train,A
 
 ``diagnosis`` ∈ {pleomorphic_adenoma, warthin, malignant}; ``split`` ∈ {train, val, test} or empty;
-``patient_dir`` is relative to the manifest file.
+``patient_dir`` is relative to the manifest file. The centre (scanner, site) column may be named
+``centre``, ``center``, ``site``, ``scanner`` or ``institution`` in any letter case (one of them);
+it is kept in :attr:`PatientCase.center`.
 """
 
 from __future__ import annotations
 
 import csv
 import io as _io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,11 +26,15 @@ from mrparotid.io.atomic import atomic_path
 SPLITS = ("train", "val", "test")   # the values of the manifest's split column
 REQUIRED_COLUMNS = ("patient_id", "diagnosis", "patient_dir")
 SYNTHETIC_MARK = "SYNTHETIC"
+#: Header names of the centre column (compared in lower case); a manifest has at most one.
+CENTRE_COLUMNS = ("centre", "center", "site", "scanner", "institution")
+COLUMNS_HELP = "patient_id,diagnosis,patient_dir[,split][,centre]"
 
 
 @dataclass(frozen=True)
 class PatientCase:
-    """One manifest row. ``patient_dir`` is absolute; ``split`` is None when not given."""
+    """One manifest row. ``patient_dir`` is absolute; ``split`` is None when not given; ``center``
+    is the centre (scanner, site) column, None when empty (the name stays: cache keys hold it)."""
 
     patient_id: str
     diagnosis: str
@@ -66,7 +73,7 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     path = Path(path)
     if not path.is_file():
         raise ManifestError("manifest not found", path=path,
-                            fix="pass a CSV with columns patient_id,diagnosis,patient_dir[,split][,center]")
+                            fix=f"pass a CSV with columns {COLUMNS_HELP}")
     try:
         text = path.read_text(encoding="utf-8-sig")   # -sig: a spreadsheet's byte-order mark is no header
     except UnicodeDecodeError as exc:
@@ -81,7 +88,8 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise ManifestError(f"missing column(s) {', '.join(missing)}", path=path,
-                            fix="the header must be patient_id,diagnosis,patient_dir[,split][,center]")
+                            fix=f"the header must be {COLUMNS_HELP}")
+    centre_col = centre_column(columns, path)
     cases, seen = [], {}
     for raw in reader:
         lineno = kept[reader.line_num - 1][0]   # the line in the file, comments counted
@@ -114,10 +122,31 @@ def read_manifest(path: str | Path, *, check_dirs: bool = True) -> Manifest:
             raise ManifestError("patient_dir missing", patient=pid, path=patient_dir,
                                 fix=f"fix patient_dir in {path.name} row {lineno} "
                                     "(it is relative to the manifest file)")
-        cases.append(PatientCase(pid, diagnosis, patient_dir, split, row.get("center") or None))
+        cases.append(PatientCase(pid, diagnosis, patient_dir, split,
+                                 (row.get(centre_col) or None) if centre_col else None))
     if not cases:
         raise ManifestError("manifest lists no patients", path=path, fix="add one row per patient")
     return Manifest(path.resolve(), tuple(cases), synthetic)
+
+
+def centre_column(columns: list[str], path: Path) -> str | None:
+    """The header's centre column (:data:`CENTRE_COLUMNS`, any letter case), None without one.
+
+    Raises
+    ------
+    ManifestError
+        Two centre columns (e.g. ``centre`` and ``site``): which one holds the centre is unknown.
+    """
+    found = [c for c in columns if c.lower() in CENTRE_COLUMNS]
+    if len(found) > 1:
+        raise ManifestError(f"two centre columns {found[0]!r} and {found[1]!r}", path=path,
+                            fix="keep one centre column (centre, center, site, scanner or institution)")
+    return found[0] if found else None
+
+
+def case_centres(cases) -> dict[str, str]:
+    """Patient id → centre of the cases that name one (empty when none does)."""
+    return {c.patient_id: c.center for c in cases if c.center}
 
 
 def outside_manifest_folder(manifest: Manifest) -> list[PatientCase]:
@@ -129,7 +158,8 @@ def outside_manifest_folder(manifest: Manifest) -> list[PatientCase]:
 
 
 def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None = None) -> None:
-    """Write cases with ``patient_dir`` relative to the manifest's folder."""
+    """Write cases with ``patient_dir`` relative to the manifest's folder (``..`` where it lies
+    outside), the centre in the ``center`` column."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         if comment:
@@ -138,5 +168,5 @@ def write_manifest(path: Path, cases: list[PatientCase], *, comment: str | None 
         writer = csv.writer(fh)
         writer.writerow(["patient_id", "diagnosis", "patient_dir", "split", "center"])
         for c in cases:
-            rel = Path(c.patient_dir).resolve().relative_to(path.parent.resolve())
+            rel = Path(os.path.relpath(Path(c.patient_dir).resolve(), path.parent.resolve()))
             writer.writerow([c.patient_id, c.diagnosis, rel.as_posix(), c.split or "", c.center or ""])

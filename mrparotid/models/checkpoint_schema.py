@@ -112,7 +112,13 @@ CLASSIFIER: dict[str, Field] = {
     "preprocess": Field("the preprocess section", section={
         "image_size": Field("an integer in 16..1024", integer(16, 1024)),
         "margin_mm": Field("a number of mm in 0..500", number(0, 500)),
-        "percentiles": Field(PERCENTILES, percentiles)}),
+        "percentiles": Field(PERCENTILES, percentiles),
+        "series": Field(f"a list of series from {', '.join(SERIES)}, each once, in that order",
+                        names_in_order(SERIES), required=False),
+        "adc_range": Field("[low, high] x 10^-3 mm²/s with 0 <= low < high <= 10",
+                           lambda v: isinstance(v, list) and len(v) == 2
+                           and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                           and 0 <= v[0] < v[1] <= 10, required=False)}),
     "rule": Field("the rule section", section={
         "malignant_min_slices": Field("an integer in 0..10000", integer(0, 10000))}),
     "classes": Field(f"the classes {list(CLASSES)}", lambda v: isinstance(v, list) and v == list(CLASSES)),

@@ -69,7 +69,7 @@ def error_montages(checkpoint: str | Path, cfg: dict, misdiagnosed: list[dict], 
         if cohort_id.get(pid, pid) not in prepared.entries:
             continue
         slices, _ = load_slices(prepared.entries[cohort_id.get(pid, pid)])
-        x = select_channels(slices.crops, loaded.channels, series_mask, **options)
+        x = select_channels(slices.crops, loaded.channels, series_mask, planes=slices.planes, **options)
         probs = predict_probs(loaded.model, x, precision=precision)
         cams = grad_cam(loaded.model, x, probs.argmax(1), path=str(loaded.path))
         title = (f"patient {pid}: true {d['true'].replace('_', ' ')}, rule says "

@@ -12,8 +12,8 @@ import io
 
 import numpy as np
 
-from mrparotid.constants import CLASSES, SERIES
-from mrparotid.data.crops import PLANES
+from mrparotid.constants import CLASSES
+from mrparotid.data.crops import MASK_PLANES
 from mrparotid.data.preprocess import PatientSlices
 
 #: Colour of each predicted class (strip, row labels).
@@ -51,7 +51,7 @@ def montage_png(slices: PatientSlices, probs: np.ndarray, cams: np.ndarray | Non
                 missing: tuple[str, ...] = (), dpi: int = 100) -> bytes | None:
     """The montage as PNG bytes; None when the patient has no selected slice.
 
-    ``slices``: crops in PLANES order; ``probs`` (n, 4); ``cams`` (n, H, W) Grad-CAM maps or None
+    ``slices``: crops in ``slices.planes`` order (one column per MR series plane); ``probs`` (n, 4); ``cams`` (n, H, W) Grad-CAM maps or None
     (the heat-map column is left out); ``missing``: series the patient lacks (their panels say so).
     """
     if len(slices) == 0:
@@ -72,7 +72,7 @@ def montage_figure(slices: PatientSlices, probs: np.ndarray, cams: np.ndarray | 
 
     rows = decisive_slices(probs, slices.z_mm, diagnosis)
     cls = decisive_class(probs, diagnosis)
-    n_cols = 3 + (cams is not None)
+    n_cols = len(_series(slices)) + (cams is not None)
     panel, label_w, strip_h, head_h, foot_h = 1.8, 1.45, 1.9, 0.6, 0.3
     grid_h = len(rows) * panel
     width, height = label_w + n_cols * panel + 0.1, head_h + strip_h + 0.3 + grid_h + foot_h
@@ -89,7 +89,7 @@ def montage_figure(slices: PatientSlices, probs: np.ndarray, cams: np.ndarray | 
     _strip(strip, slices, probs, rows)
     _gauge(gauge, probs, malignant_min_slices)
     grid = fig.add_axes([label_w / width, foot_h / height, n_cols * panel / width, grid_h / height])
-    heads = [*SERIES] + ([f"Grad-CAM ({SHORT[cls]}) over T1"] if cams is not None else [])
+    heads = [*_series(slices)] + ([f"Grad-CAM ({SHORT[cls]}) over T1"] if cams is not None else [])
     _grid(grid, slices, rows, cams, heads, set(missing))
     for r, i in enumerate(rows):
         pred = CLASSES[int(probs[i].argmax())]
@@ -104,6 +104,11 @@ def montage_figure(slices: PatientSlices, probs: np.ndarray, cams: np.ndarray | 
     return fig
 
 
+def _series(slices: PatientSlices) -> tuple[str, ...]:
+    """The MR series planes of the crops, one montage column each."""
+    return tuple(p for p in slices.planes if p not in MASK_PLANES)
+
+
 def _grid(ax, slices: PatientSlices, rows: np.ndarray, cams: np.ndarray | None, heads: list[str],
           missing: set[str]) -> None:
     """All panels as one image (rows x columns, crops at full resolution, 4 px gaps), the
@@ -114,25 +119,26 @@ def _grid(ax, slices: PatientSlices, rows: np.ndarray, cams: np.ndarray | None, 
     step = size + gap
     n_cols = len(heads)
     canvas = np.ones((len(rows) * step - gap, n_cols * step - gap, 3))
-    absent = missing | {s for s in SERIES if not slices.crops[:, PLANES.index(s)].any()}
+    series = _series(slices)
+    absent = missing | {s for s in series if not slices.plane(s).any()}
     scale = float(cams[rows].max()) if cams is not None and cams[rows].max() > 0 else 1.0
     lines: dict[str, list[np.ndarray]] = {GLAND_COLOUR: [], TUMOUR_COLOUR: []}
     for r, i in enumerate(rows):
         for c in range(n_cols):
             y0, x0 = r * step, c * step
-            plane = SERIES[c] if c < 3 else "T1"
+            plane = series[c] if c < len(series) else "T1"
             if plane in absent:
                 rgb = np.full((size, size, 3), 0.19)
                 ax.text(x0 + size / 2, y0 + size / 2, f"{plane}\nnot acquired", color="white",
                         ha="center", va="center", fontsize=8)
             else:
-                rgb = np.repeat(slices.crops[i, PLANES.index(plane)][..., None] / 255.0, 3, axis=2)
-            if c == 3:
+                rgb = np.repeat(slices.plane(plane)[i][..., None] / 255.0, 3, axis=2)
+            if c == len(series):
                 rgb = 0.5 * rgb + 0.5 * colormaps["inferno"](np.clip(cams[i] / scale, 0, 1))[..., :3]
             canvas[y0:y0 + size, x0:x0 + size] = rgb
-            masks = (("gland", GLAND_COLOUR),) if c < 3 else ()
+            masks = (("gland", GLAND_COLOUR),) if c < len(series) else ()
             for name, colour in (*masks, ("tumour", TUMOUR_COLOUR)):
-                lines[colour] += [line + (y0, x0) for line in _outline(slices.crops[i, PLANES.index(name)])]
+                lines[colour] += [line + (y0, x0) for line in _outline(slices.plane(name)[i])]
     ax.imshow(canvas, interpolation="antialiased", aspect="auto",
               extent=(-0.5, canvas.shape[1] - 0.5, canvas.shape[0] - 0.5, -0.5))
     for colour, parts in lines.items():

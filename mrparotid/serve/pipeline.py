@@ -62,16 +62,19 @@ def job_record(job: Path) -> dict:
         return {"key": job.name.rsplit("-", 1)[0], "job": job.name}
 
 
-def arrange(job: Path, roles_file: str | Path | None) -> tuple[Path, dict[str, int]]:
+def arrange(job: Path, roles_file: str | Path | None,
+            among: tuple[str, ...] = SERIES_ROLES) -> tuple[Path, dict[str, int]]:
     """Hard-link the instances into ``job/patient/<role>/``; returns the folder and the number of
-    instances per role. A role with no series is left out (diagnose says if it needs it).
+    instances per role. ``among``: the roles linked (the classifier's series, :func:`read_series`);
+    a DWI acquired as one series per b-value has all of them linked into ``DWI/``. A role with no
+    series is left out (diagnose says if it needs it).
 
     Raises
     ------
     InputError
-        No MR image, or two series claim one role (the message says how to pin one).
+        No MR image, or two series claim one role of ``among`` (the message says how to pin one).
     """
-    from mrparotid.dicom.discovery import discover_headers, select_roles
+    from mrparotid.dicom.discovery import discover_headers, select_series
     from mrparotid.dicom.headers import scan_folder
     from mrparotid.dicom.roles import load_roles
 
@@ -79,17 +82,15 @@ def arrange(job: Path, roles_file: str | Path | None) -> tuple[Path, dict[str, i
     infos = discover_headers(scan_folder(job), roles)
     patient = job / "patient"
     shutil.rmtree(patient, ignore_errors=True)
+    chosen = select_series(infos, roles, patient=f"study-{job_record(job)['key']}", patient_dir=job,
+                           required=(), among=tuple(dict.fromkeys(("T1", *among))))
     counts = {}
-    for role in SERIES_ROLES:
-        claims = [i for i in infos if i.role == role]
-        if len(claims) > 1:
-            select_roles(infos, roles, patient=f"study-{job_record(job)['key']}", patient_dir=job)
-        if not claims:
-            continue
+    for role, series in chosen.items():
         (patient / role).mkdir(parents=True)
-        for f in claims[0].files:
-            os.link(f, patient / role / f.name)
-        counts[role] = len(claims[0].files)
+        for k, info in enumerate(series):
+            for f in info.files:      # several series of one role (DWI, one per b): names kept apart
+                os.link(f, patient / role / (f"{k}_{f.name}" if len(series) > 1 else f.name))
+        counts[role] = sum(len(info.files) for info in series)
     if "T1" not in counts:
         found = ", ".join(f"#{i.series_number} {i.description!r} ({i.role or i.reason})"
                           for i in infos) or "no MR image series"
@@ -117,10 +118,11 @@ def process_job(job: Path, models: Models, *, roles_file: str | Path | None = No
     """
     from mrparotid.dicom_out.write import patient_source, write_dicom_results
     from mrparotid.inference.diagnose import build_report, predict_patient
+    from mrparotid.inference.missing import read_series
     from mrparotid.io.manifest import PatientCase
 
     record = job_record(job)
-    patient, counts = arrange(job, roles_file)
+    patient, counts = arrange(job, roles_file, read_series(models.classifier))
     case = PatientCase(f"study-{record['key']}", None, patient)
     source = patient_source(case, roles_file=roles_file)
     evidence = predict_patient(case, models.classifier, segmenter=models.segmenter, hint="folder")

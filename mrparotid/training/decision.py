@@ -48,13 +48,14 @@ def auto_mask_patients(checkpoint: Path, segmenter, cases, *, roles_file=None, p
     from mrparotid.data.preprocess import load_study
     from mrparotid.errors import InputError
     from mrparotid.inference.masks import resolve_masks
+    from mrparotid.inference.missing import read_series
     from mrparotid.inference.procedure import predict_study
     from mrparotid.models.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
     out = {}
     for case in tqdm(cases, desc="validation on automatic masks", unit="patient", disable=not progress):
-        study = load_study(case, mode="train", roles_file=roles_file)
+        study = load_study(case, mode="train", roles_file=roles_file, read_series=read_series(loaded))
         try:
             masks = resolve_masks(study, segmenter, use_given=False)
         except InputError:

@@ -13,7 +13,7 @@ from mrparotid import __version__
 from mrparotid.config import check_trainer_args, dump_config
 from mrparotid.data.splits import save_split
 from mrparotid.errors import ManifestError
-from mrparotid.io.manifest import read_manifest
+from mrparotid.io.manifest import case_centres, read_manifest
 from mrparotid.io.atomic import write_json
 from mrparotid.training.cross_fit import FOLDER as CROSS_FIT_FOLDER
 from mrparotid.training.run_dir import (default_manifest, git_hash, holds_run, is_worker,
@@ -137,7 +137,7 @@ def fit(cfg: dict, *, manifest: str | Path | None = None, out_dir: str | Path | 
         rows = write_split_predictions(loaded.model, dm.data.get(split),
                                        run_dir / f"predictions_{split}.csv",
                                        batch_size=int(cfg["data"]["batch_size"]), synthetic=mf.synthetic,
-                                       precision=kwargs["precision"])
+                                       precision=kwargs["precision"], centres=case_centres(mf.cases))
         if rows is not None:
             summary[split] = quick_metrics(rows, rule_n)
     from mrparotid.training.decision import choose_decision
@@ -222,8 +222,10 @@ def precision_note(cfg: dict, chosen: str) -> dict:
 
 
 def write_split_predictions(model, data, path: Path, *, batch_size: int = 64,
-                            synthetic: bool = False, precision: str = "auto") -> list[dict] | None:
-    """Predict one split's slices (GPU if present) and write them as a predictions CSV.
+                            synthetic: bool = False, precision: str = "auto",
+                            centres: dict[str, str] | None = None) -> list[dict] | None:
+    """Predict one split's slices (GPU if present) and write them as a predictions CSV (with a
+    ``centre`` column when ``centres``, patient id → centre, names any).
 
     Returns the rows, or None (and writes nothing) when the split is empty.
     """
@@ -233,7 +235,7 @@ def write_split_predictions(model, data, path: Path, *, batch_size: int = 64,
     if data is None or len(data) == 0:
         return None
     rows = prediction_records(data, predict_probs(model, data.x, batch_size=batch_size,
-                                                  device=default_device(), precision=precision))
+                                                  device=default_device(), precision=precision), centres)
     write_predictions(rows, path, synthetic=synthetic)
     return rows
 
@@ -321,7 +323,7 @@ def predict_split(checkpoint: str | Path, cfg: dict, split: str, out_dir: Path, 
         data = load_split(prepared, splits.get(name, []), list(loaded.channels), d["series_mask"],
                           **meta.get("channel_options", {}))
         if write_split_predictions(loaded.model, data, out_dir / f"predictions_{name}.csv",
-                                   synthetic=paths["synthetic"],
+                                   synthetic=paths["synthetic"], centres=case_centres(mf.cases),
                                    precision=cfg["trainer"].get("precision", "auto")):
             paths[key] = out_dir / f"predictions_{name}.csv"
     paths["decision_source"] = f"{loaded.path.name}'s own (stored by fit)"

@@ -21,11 +21,10 @@ import time
 from pathlib import Path
 
 from mrparotid.config import check_trainer_args, read_yaml_mapping
-from mrparotid.constants import SERIES
 from mrparotid.data.splits import cohort_split
 from mrparotid.errors import ConfigError, ManifestError
 from mrparotid.io.atomic import write_json, write_text
-from mrparotid.training.ablate import SERIES_COMBINATIONS, channel_name, with_mask
+from mrparotid.training.ablate import channel_name, config_series, series_combinations, with_mask
 from mrparotid.training.fit import fit
 from mrparotid.training.run_dir import holds_run, is_worker, prepared_cohort
 
@@ -117,7 +116,9 @@ def ablate_missing(cfg: dict, *, manifest: str | Path | None = None, out_dir: st
     out_root = Path(out_dir) if out_dir else Path("runs") / ("ablate-missing-" + time.strftime("%Y%m%d-%H%M%S"))
     rate = float(cfg["augment"].get("series_dropout", 0.0)) or DEFAULT_SERIES_DROPOUT
     dedicated = {}
-    for subset in SERIES_COMBINATIONS:
+    series = config_series(cfg)              # the series the config names: its subsets are compared
+    subsets = series_combinations(series)
+    for subset in subsets:
         channels = list(with_mask([subset], mask)[0])
         run_cfg = dict(cfg, data=dict(cfg["data"], channels=channels),
                        augment=dict(cfg["augment"], series_dropout=0.0))
@@ -125,7 +126,7 @@ def ablate_missing(cfg: dict, *, manifest: str | Path | None = None, out_dir: st
         fit_or_reuse(run_cfg, run_dir, manifest=manifest_path, splits=splits, progress=progress,
                      overwrite=overwrite)
         dedicated[subset] = run_dir / "predictions_test.csv"
-    drop_cfg = dict(cfg, data=dict(cfg["data"], channels=list(with_mask([SERIES], mask)[0])),
+    drop_cfg = dict(cfg, data=dict(cfg["data"], channels=list(with_mask([series], mask)[0])),
                     augment=dict(cfg["augment"], series_dropout=rate))
     summary = fit_or_reuse(drop_cfg, out_root / DROPOUT_RUN, manifest=manifest_path, splits=splits,
                            progress=progress, overwrite=overwrite)
@@ -133,11 +134,11 @@ def ablate_missing(cfg: dict, *, manifest: str | Path | None = None, out_dir: st
         return {}
     best = out_root / DROPOUT_RUN / "checkpoints" / Path(summary["best_checkpoint"]).name
     preds = predict_subsets(best, prepared, splits["test"],
-                            out_root / DROPOUT_RUN / "missing", SERIES_COMBINATIONS,
+                            out_root / DROPOUT_RUN / "missing", subsets,
                             synthetic=mf.synthetic, batch_size=int(cfg["data"]["batch_size"]))
-    rows = [{"subset": channel_name(s), "missing": [x for x in SERIES if x not in s],
+    rows = [{"subset": channel_name(s), "missing": [x for x in series if x not in s],
              "dedicated": dedicated[s], "dropout": preds[channel_name(s)]}
-            for s in sorted(SERIES_COMBINATIONS, key=lambda s: (-len(s), SERIES_COMBINATIONS.index(s)))]
+            for s in sorted(subsets, key=lambda s: (-len(s), subsets.index(s)))]
     table = missing_table(rows, out_root, synthetic=mf.synthetic, dropout_rate=rate)
     from mrparotid.decision.record import record_of
     from mrparotid.evaluation.missing import subset_answers, subset_answers_markdown

@@ -30,7 +30,7 @@ def default_manifest(cfg: dict, *, progress: bool = True) -> Path:
     from mrparotid.data.phantom import make_cohort
 
     n = int(cfg["data"]["phantom_patients"])
-    root = mrparotid_home() / f"phantom-{n}"
+    root = mrparotid_home() / f"phantom-v2-{n}"   # v2: three centres, DWI and ADC
     manifest = root / "manifest.csv"
     if not manifest.exists():
         print(f"making the embedded SYNTHETIC phantom cohort ({n} patients) in {root}")

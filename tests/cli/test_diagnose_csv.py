@@ -37,6 +37,6 @@ def test_a_missing_series_that_is_no_series_is_refused(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text("patient_id,side,index,true,pred,p_no_tumour,p_pleomorphic_adenoma,p_warthin,"
                     "p_malignant,missing_series\nP1,L,0,malignant,malignant,0.1,0.1,0.1,0.7,CE-T1;T2\n"
-                    "P1,L,1,malignant,malignant,0.1,0.1,0.1,0.7,DWI\n", encoding="utf-8")
-    with pytest.raises(InputError, match="line 3: missing_series 'DWI'"):
+                    "P1,L,1,malignant,malignant,0.1,0.1,0.1,0.7,FLAIR\n", encoding="utf-8")
+    with pytest.raises(InputError, match="line 3: missing_series 'FLAIR'"):
         read_predictions(path)

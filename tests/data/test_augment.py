@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mrparotid.data.augment import AugmentConfig, BatchAugment, affine_matrices
-from mrparotid.constants import CHANNELS
+from mrparotid.constants import PAPER_SERIES
+
+CHANNELS = (*PAPER_SERIES, "mask")   # today's input: the three series and the mask
 from mrparotid.errors import ConfigError
 
 NEUTRAL = dict(hflip_p=0.0, vflip_p=0.0, degrees=0.0, translate=0.0, scale=(1.0, 1.0),
@@ -218,3 +220,15 @@ def test_mask_jitter_moves_the_contour_edge_keeps_it_binary_and_leaves_the_serie
     assert (changed > 0).all() and (changed < 0.5 * x[:, 3].flatten(1).sum(1)).all()
     off = BatchAugment(("T1", "CE-T1", "T2", "mask"), {**neutral, "mask_jitter": 0.0}).train()(x.clone())
     assert torch.equal(off, x)
+
+
+def test_a_quantitative_channel_gets_the_geometry_but_never_the_intensity_change():
+    """The ADC is in physical units (x 10^-3 mm²/s mapped by a fixed window): brightness, contrast
+    and gamma would change what the value means, so they skip it; flips still apply."""
+    channels = ("T1", "ADC", "mask")
+    x = make_batch(b=6, channels=channels)
+    out = augment(channels, **(NEUTRAL | dict(brightness=0.3, contrast=0.5, gamma=(0.5, 2.0))))(x.clone())
+    assert torch.equal(out[:, 1], x[:, 1])
+    assert not torch.allclose(out[:, 0], x[:, 0])
+    flipped = augment(channels, **(NEUTRAL | dict(hflip_p=1.0)))(x.clone())
+    assert torch.equal(flipped[:, 1], x[:, 1].flip(-1))

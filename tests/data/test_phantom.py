@@ -26,7 +26,8 @@ def test_layout_and_synthetic_marks(phantom_cohort):
     assert all(c.patient_dir == root / "patients" / c.patient_id for c in manifest.cases)
     for case in manifest.cases:
         files = find_patient_files(case.patient_dir, case.patient_id, require_tumour=True)
-        assert set(files.paths) == {"T1", "CE-T1", "T2", "gland", "tumour"}
+        assert set(files.paths) == {"T1", "CE-T1", "T2", "DWI", "ADC", "gland", "tumour"}  # centre A
+        assert (case.patient_dir / "DWI.bval").read_text(encoding="utf-8").split() == ["0", "1000"]
     first = find_patient_files(root / "patients" / "SYN001", require_tumour=True)
     assert first.paths["CE-T1"].is_dir() and len(list(first.paths["CE-T1"].glob("*.dcm"))) == 20
     names = {p.name for c in manifest.cases for p in c.patient_dir.iterdir()}

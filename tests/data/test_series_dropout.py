@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mrparotid.config import load_config
-from mrparotid.constants import CHANNELS
+from mrparotid.constants import PAPER_SERIES
+
+CHANNELS = (*PAPER_SERIES, "mask")   # today's input: the three series and the mask
 from mrparotid.data.augment import AugmentConfig
 from mrparotid.data.series_dropout import (SeriesDropout, append_present_flags, draw_present,
                                            drop_series, flagged_series, mask_series, present_of,
@@ -25,8 +27,9 @@ def batch(b: int = 4000, channels=CHANNELS, size: int = 4) -> torch.Tensor:
 def test_flagged_series_are_the_model_series_in_fixed_order():
     assert flagged_series(("T2", "mask", "T1")) == ("T1", "T2")
     assert series_flags_for(CHANNELS, 0.0) == ()            # no dropout: no flag planes
-    assert series_flags_for(CHANNELS, 0.3) == ("T1", "CE-T1", "T2")
+    assert series_flags_for(("T1", "CE-T1", "T2", "mask"), 0.3) == ("T1", "CE-T1", "T2")
     assert series_flags_for(("mask",), 0.3) == ()
+    assert series_flags_for(("T2", "ADC", "mask", "DWI"), 0.3) == ("T2", "DWI", "ADC")   # any role
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5])

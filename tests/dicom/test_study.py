@@ -163,10 +163,10 @@ def _info(description, *, n=24, modality="MR"):
     ("t1_vibe_fs_tra_KM", False, (), 24, "CE-T1"),
     ("T1W_SE_GD", False, (), 24, "CE-T1"),
     ("t2_tse_tra", False, (), 24, "T2"),
-    ("T2 STIR cor", True, (), 24, "T2"),
+    ("T2 STIR cor", True, (), 24, "T2FS"),      # fat-suppressed T2 has its own role (issue 23)
     ("T2* GRE", False, (), 24, None),
     ("FLAIR", False, (), 24, None),
-    ("ep2d_diff_b1000", False, (), 24, None),
+    ("ep2d_diff_b1000", False, (), 24, "DWI"),  # diffusion has its own role (issue 23)
     ("3-plane loc", False, (), 24, None),
     ("SURVEY", False, (), 24, None),
     ("t1_tse_tra", False, ("ORIGINAL", "PRIMARY", "LOCALIZER"), 24, None),

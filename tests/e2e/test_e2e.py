@@ -58,7 +58,7 @@ def test_fit_writes_run_folder(run):
     lines = (run / "predictions_test.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("# SYNTHETIC")                 # the flag travels with the file
     header = lines[1].split(",")
-    assert header == ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES]
+    assert header == ["patient_id", "side", "index", "true", "pred"] + [f"p_{c}" for c in CLASSES] + ["centre"]
     assert (run / "evaluation" / "report.md").is_file()
 
 
@@ -171,7 +171,7 @@ def test_empty_patient_folder(run, tmp_path, capsys):
 
 def test_ablate_without_test_patients(cohort, tmp_path, capsys):
     rows = cohort.read_text(encoding="utf-8").splitlines()
-    text = "\n".join(r if r.startswith(("#", "patient_id")) else r.replace(",phantom", "train,phantom").replace(",,", ",")
+    text = "\n".join(r if r.startswith(("#", "patient_id")) else r.replace(",,", ",train,", 1)
                      for r in rows)
     manifest = cohort.parent / "all_train.csv"
     manifest.write_text(text + "\n", encoding="utf-8")
@@ -229,7 +229,7 @@ def test_fit_without_manifest_uses_the_embedded_phantom(tmp_path, monkeypatch):
     out = tmp_path / "r"
     assert main(["fit", "--out", str(out), "-q", "--data.phantom_patients", "6",
                  "--trainer.max_epochs", "1", "--data.test_fraction", "0.34", *SMALL]) == 0
-    manifest = tmp_path / "home" / "phantom-6" / "manifest.csv"
+    manifest = tmp_path / "home" / "phantom-v2-6" / "manifest.csv"
     assert manifest.is_file() and "SYNTHETIC" in manifest.read_text(encoding="utf-8")
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["synthetic"] is True and Path(summary["manifest"]) == manifest

@@ -26,7 +26,7 @@ ALTERNATIVES = {
     "data.manifest": ["{tmp}/m.csv"], "data.cache_dir": ["{tmp}/cache"],
     "data.dicom_roles": ["{tmp}/roles.yaml"], "data.series_mask": ["tumour", "gland"],
     "data.gland_channel": ["t1", "mask"], "data.channels": [["T1", "T2"]],
-    "data.percentiles": [[2.0, 98.0]], "model.name": ["tiny_resnet", "reduced_resnet18"],
+    "data.percentiles": [[2.0, 98.0]], "data.adc_range": [[0.0, 4.0]], "model.name": ["tiny_resnet", "reduced_resnet18"],
     "model.layers": [[1, 1]], "model.channels": [[8, 16]], "model.init": ["imagenet:{tmp}/no.pth"],
     "optim.optimizer": ["adam", "adamw"], "optim.class_weights": ["balanced"],
     "optim.scheduler": ["paper", "cosine"], "augment.scale": [[0.8, 1.2]], "augment.gamma": [[0.7, 1.4]],
@@ -185,6 +185,9 @@ for key in ("scheduler", "warmup_epochs", "hold_epochs", "step_epochs", "gamma")
     PROBES[f"optim.{key}"] = lambda cfg, **_: _schedule(cfg)
 PROBES["optim.class_weights"] = lambda cfg, **_: _class_weights(cfg)
 PROBES["augment.series_dropout"] = lambda cfg, **_: _series_dropout(cfg)
+# the ADC window makes the crops of a model whose channels name the ADC (and no others)
+PROBES["data.adc_range"] = lambda cfg, **_: _cache(dict(cfg, data=dict(
+    cfg["data"], channels=[*cfg["data"]["channels"], "ADC"])))
 
 
 def _series_dropout(cfg):

@@ -45,6 +45,16 @@ def test_seven_series_combinations_of_table_3():
     assert with_mask([("T2", "T1")], False) == [("T1", "T2")]
 
 
+def test_ablate_all_enumerates_the_subsets_of_the_series_the_config_names():
+    from mrparotid.config import load_config
+    from mrparotid.training.ablate import config_series, series_combinations
+
+    cfg = load_config(overrides=["--data.channels", "T1,CE-T1,T2,ADC,mask"])
+    subsets = series_combinations(config_series(cfg))
+    assert len(subsets) == 15 and ("ADC",) in subsets and subsets[-1] == ("T1", "CE-T1", "T2", "ADC")
+    assert series_combinations(config_series(load_config())) == SERIES_COMBINATIONS
+
+
 def _cases(n_per=5):
     return [PatientCase(f"{d[:2]}{i}", d, None) for d in ("pleomorphic_adenoma", "warthin", "malignant")
             for i in range(n_per)]
