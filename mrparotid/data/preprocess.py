@@ -203,8 +203,9 @@ def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | 
     if files is None:
         files = patient_files(case, require_tumour=train, require_gland=require_gland,
                               series=series if train else ("T1",))
-    elif train:       # located by a caller that did not know the series: check the ones needed
-        patient_files(case, require_tumour=True, require_gland=True, series=series)
+    elif train and "study" not in files.paths and any(
+            r not in files.paths and not (r == "ADC" and "DWI" in files.paths) for r in series):
+        patient_files(case, require_tumour=True, require_gland=True, series=series)   # raises, naming it
     images = read_study_images(files, require_tumour=train, roles_file=roles_file, series=series,
                                require_gland=require_gland, max_gap_slices=max_gap_slices,
                                read_series=read_series)
