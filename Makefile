@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 DEMO_EPOCHS ?= 20
 DEMO_SEG_EPOCHS ?= 15
 
-.PHONY: install dicom-tools test test-fast demo bench clean
+.PHONY: install dicom-tools test test-fast demo demo-diffusion bench clean
 
 install:
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
@@ -41,6 +41,10 @@ test-fast: install dicom-tools
 
 demo: install
 	$(PYTHON) tools/demo.py --dir $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seg-epochs $(DEMO_SEG_EPOCHS)
+
+# the demo, then the three series with and without ADC on one split (what diffusion adds)
+demo-diffusion: install
+	$(PYTHON) tools/demo.py --dir $(DEMO_DIR) --epochs $(DEMO_EPOCHS) --seg-epochs $(DEMO_SEG_EPOCHS) --diffusion
 
 bench: install
 	$(PYTHON) tools/bench.py data
