@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from mrparotid.constants import SERIES_MASK_CHOICES
 from mrparotid.errors import ConfigError
 
 def _config_dir() -> Path:
@@ -34,7 +35,6 @@ CONFIG_DIR = _config_dir()
 #: Keys whose values change the prepared crops (and so the cache key).
 PREPROCESS_KEYS = ("image_size", "margin_mm", "percentiles")
 
-SERIES_MASK_CHOICES = ("none", "gland", "tumour")
 
 #: Keys that may hold another type than their default's; each is checked where it is used.
 FREE_TYPED = frozenset({"data.channels", "trainer.devices", "trainer.precision", "trainer.deterministic"})
@@ -197,9 +197,24 @@ def validate(cfg: dict, defaults: dict | None = None) -> None:
         raise ConfigError(f"decision.masks is {_get(cfg, 'decision.masks')!r}", fix="choose given or auto")
     if not 0 <= _number(cfg, "optim.ema_decay", float) < 1:
         raise ConfigError("optim.ema_decay must lie in [0, 1)", fix="e.g. 0.99, or 0 for no averaging")
+    if _number(cfg, "data.max_gap_slices", int) < 0:
+        raise ConfigError("data.max_gap_slices is negative", fix="use 0 (no gap filled) or more")
+    _check_record_bounds(cfg)
     from mrparotid.models.precision import check_precision   # no torch unless it must look
 
     cfg["trainer"]["precision"] = check_precision(cfg["trainer"])
+
+
+def _check_record_bounds(cfg: dict) -> None:
+    """The data settings a checkpoint records (its ``preprocess`` and ``channel_options``
+    sections) within the bounds its loader checks (:data:`mrparotid.models.checkpoint_schema.
+    CLASSIFIER`): one set of bounds, so a fit never writes a checkpoint it cannot load."""
+    from mrparotid.models.checkpoint_schema import CLASSIFIER
+
+    for name, section in (("preprocess", preprocess_config(cfg)), ("channel_options", channel_options(cfg["data"]))):
+        for key, field in CLASSIFIER[name].section.items():
+            if key in section and not field.ok(section[key]):
+                raise ConfigError(f"data.{key} is {cfg['data'][key]!r}", fix=f"use {field.want}")
 
 
 def _get(cfg: dict, dotted: str) -> Any:

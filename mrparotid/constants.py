@@ -25,6 +25,9 @@ PAPER_SERIES: tuple[str, ...] = SERIES[:3]
 #: percentiles): ADC in x 10⁻³ mm²/s.
 QUANTITATIVE_SERIES: tuple[str, ...] = ("ADC",)
 
+#: ``data.series_mask``: zero the MR series outside nothing, the gland or the tumour.
+SERIES_MASK_CHOICES: tuple[str, ...] = ("none", "gland", "tumour")
+
 #: Patient-level outcome when no tumour slice is predicted.
 NO_TUMOUR_FOUND = "no_tumour_found"
 

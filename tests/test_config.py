@@ -185,3 +185,15 @@ def test_keys_apply_with_their_option():
     cfg = load_config(None, ["--model.name", "resnet", "--model.layers", "[1]", "--model.channels", "[8]"])
     assert cfg["model"]["layers"] == [1]
     assert load_config("paper", ["--optim.hold_epochs", "5"])["optim"]["hold_epochs"] == 5
+
+
+@pytest.mark.parametrize("overrides", [
+    ["--data.channels", "T1,ADC,mask", "--data.adc_range", "[3.0,0.0]"],   # would invert the ADC
+    ["--data.channels", "T1,ADC,mask", "--data.adc_range", "[1.0,1.0]"],   # would divide by zero
+    ["--data.gland_close_px", "300"], ["--data.gland_close_px", "-5"],
+    ["--data.max_gap_slices", "-3"]])
+def test_a_value_the_checkpoint_loader_would_refuse_is_refused_before_the_fit(overrides):
+    """The recorded data settings are held to the checkpoint loader's own bounds at load time,
+    so a fit never runs to write a checkpoint it cannot load (nor inverts the ADC)."""
+    with pytest.raises(ConfigError):
+        load_config(overrides=overrides)

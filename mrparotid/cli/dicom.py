@@ -123,6 +123,7 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
     import SimpleITK as sitk
 
     from mrparotid.data.diffusion import diffusion_images
+    from mrparotid.data.grid import b_images_of
     from mrparotid.io.atomic import atomic_path
     from mrparotid.io.files import find_patient_files, read_image
     from mrparotid.dicom.study import is_study_folder, read_study
@@ -135,7 +136,7 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
         files = find_patient_files(patient_dir, patient_id, require_tumour=require_tumour)
         images = {role: read_image(path, patient=patient_id) for role, path in files.paths.items()
                   if role != "DWI"}
-        b_images = _named_b_images(files.paths.get("DWI"), patient_id)
+        b_images = b_images_of(files.paths["DWI"], patient_id) if "DWI" in files.paths else {}
         if b_images or "ADC" in images:      # the ADC in x 10⁻³ mm²/s, or computed from the DWI
             images.update(diffusion_images(b_images, images.pop("ADC", None), patient=patient_id,
                                            path=files.paths.get("ADC", files.paths.get("DWI"))))
@@ -154,51 +155,24 @@ def convert_patient(patient_dir: Path, out_dir: Path, patient_id: str, *,
     return written
 
 
-def _named_b_images(path: Path | None, patient_id: str) -> dict:
-    """b-value → 3-D volume of a named-layout diffusion image and its ``.bval`` (empty without)."""
-    if path is None:
-        return {}
-    from mrparotid.data.diffusion import read_bvals
-    from mrparotid.errors import InputError
-    from mrparotid.io.files import bval_path, read_image
-
-    volumes = read_image(path, patient=patient_id, volumes=True)
-    bvals = read_bvals(bval_path(path), patient=patient_id) if bval_path(path).is_file() else []
-    if len(bvals) != len(volumes):
-        raise InputError(f"{len(volumes)} volume(s) but {len(bvals)} b-value(s) beside them",
-                         patient=patient_id, path=path,
-                         fix=f"write {bval_path(path).name} with one b-value (s/mm²) per volume")
-    return dict(zip(bvals, volumes))
-
-
 def _write_dwi(b_images: dict, out_dir: Path) -> list[Path]:
     """Write ``DWI.nii.gz`` (4-D, ascending b, on the grid of the high-b image) and ``DWI.bval``;
     returns both paths."""
     import SimpleITK as sitk
 
     from mrparotid.data.diffusion import MIN_HIGH_B, choose_b_pair
+    from mrparotid.data.grid import resample_onto
     from mrparotid.io.atomic import atomic_path
 
     reference = b_images[choose_b_pair(b_images)[1] if max(b_images) >= MIN_HIGH_B else max(b_images)]
     bs = sorted(b_images)
-    volumes = [_clean(_on_grid(b_images[b], reference), mask=False) for b in bs]
+    volumes = [_clean(resample_onto(b_images[b], reference, is_mask=False), mask=False) for b in bs]
     image, bval = out_dir / DWI_NAME, out_dir / BVAL_NAME
     with atomic_path(image) as tmp:
         sitk.WriteImage(sitk.JoinSeries(volumes), str(tmp), useCompression=True)
     with atomic_path(bval) as tmp:
         Path(tmp).write_text(" ".join(f"{b:g}" for b in bs) + "\n", encoding="utf-8")
     return [image, bval]
-
-
-def _on_grid(image, reference):
-    """``image`` resampled (linear) onto ``reference``'s grid where the grids differ."""
-    import SimpleITK as sitk
-
-    same = (image.GetSize() == reference.GetSize() and image.GetOrigin() == reference.GetOrigin()
-            and image.GetSpacing() == reference.GetSpacing()
-            and image.GetDirection() == reference.GetDirection())
-    return image if same else sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear,
-                                            0.0, sitk.sitkFloat32)
 
 
 def _clean(image, *, mask: bool):

@@ -165,17 +165,16 @@ def select_channels(crops: np.ndarray, channels: tuple[str, ...] | list[str],
     """
     from mrparotid.errors import ConfigError
 
-    planes = tuple(planes)
-    absent = [c for c in parse_channels(channels) if c != "mask" and c not in planes]
-    if absent:
-        raise ConfigError(f"channel(s) {', '.join(absent)} not among the prepared planes "
-                          f"({', '.join(planes)})", fix="prepare the crops with these channels in "
-                          "data.channels (the cache then holds them)")
-
     if gland_channel not in GLAND_CHANNELS:
         raise ConfigError(f"data.gland_channel is {gland_channel!r}",
                           fix=f"use one of {', '.join(GLAND_CHANNELS)} (e.g. --data.gland_channel t1)")
     channels = parse_channels(channels)
+    planes = tuple(planes)
+    absent = [c for c in channels if c != "mask" and c not in planes]
+    if absent:
+        raise ConfigError(f"channel(s) {', '.join(absent)} not among the prepared planes "
+                          f"({', '.join(planes)})", fix="prepare the crops with these channels in "
+                          "data.channels (the cache then holds them)")
     gland = crops[:, planes.index("gland")] > 0
     keep = None
     if series_mask == "tumour":

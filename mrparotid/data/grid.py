@@ -90,35 +90,46 @@ def read_images(files: PatientFiles, series: tuple[str, ...] = PAPER_SERIES, *,
     series (``DWI``: 4-D, b-values in its ``.bval``) gives the ``DWI`` (high b) and, with ``ADC``
     in ``series``, the ``ADC`` channel (the given map in x 10⁻³ mm²/s, else computed from the low
     and high b): :func:`mrparotid.data.diffusion.diffusion_images`."""
-    from mrparotid.data.diffusion import diffusion_images, read_bvals
-    from mrparotid.io.files import bval_path
+    from mrparotid.data.diffusion import diffusion_images
 
     pid = files.patient_id
     wanted = {"T1", "gland", "tumour", *series}
-    if {"DWI", "ADC"} & set(series):
-        wanted |= {"DWI", "ADC"}      # an ADC may come from the DWI; the DWI channel needs only DWI
     images = {role: read_image(path, patient=pid, max_gap_slices=max_gap_slices)
               for role, path in files.paths.items() if role in wanted and role != "DWI"}
-    if "DWI" in files.paths and "DWI" in wanted and files.paths["DWI"].is_dir():   # DICOM, by header
-        path = files.paths["DWI"]
-        diffusion = diffusion_images(_dicom_b_images(path, pid, max_gap_slices), images.pop("ADC", None),
-                                     patient=pid, path=path)
+    adc = images.pop("ADC", None)
+    # the DWI is read for its channel, or for an ADC the folder does not give as a map
+    need_dwi = "DWI" in files.paths and ("DWI" in series or ("ADC" in series and adc is None))
+    by_b = b_images_of(files.paths["DWI"], pid, max_gap_slices) if need_dwi else None
+    if by_b or adc is not None:
+        where = files.paths["DWI"] if need_dwi else files.paths["ADC"]
+        diffusion = diffusion_images(by_b, adc, patient=pid, path=where)
         images.update({r: im for r, im in diffusion.items() if r in series})
-    elif "DWI" in files.paths and "DWI" in wanted:
-        path = files.paths["DWI"]
-        volumes = read_image(path, patient=pid, volumes=True)
-        bvals = read_bvals(bval_path(path), patient=pid) if bval_path(path).is_file() else None
-        if bvals is None or len(bvals) != len(volumes):
-            raise InputError(f"DWI has {len(volumes)} volume(s) but " + (
-                f"{len(bvals)} b-value(s) in {bval_path(path).name}" if bvals else
-                f"no {bval_path(path).name} beside it"), patient=pid, path=path,
-                fix=f"write {bval_path(path).name} with one b-value (s/mm²) per volume, as dcm2niix does")
-        by_b = dict(zip(bvals, volumes))
-        diffusion = diffusion_images(by_b, images.pop("ADC", None), patient=pid, path=path)
-        images.update({r: im for r, im in diffusion.items() if r in series})
-    elif "ADC" in images:
-        images["ADC"] = diffusion_images(None, images["ADC"], patient=pid, path=files.paths["ADC"])["ADC"]
     return images
+
+
+def b_images_of(path: Path, patient: str, max_gap_slices: int | None = None) -> dict[float, sitk.Image]:
+    """b-value (s/mm²) → 3-D image of a DWI entry: a DICOM folder (by its headers), or a 4-D
+    image whose ``.bval`` gives one b-value per volume.
+
+    Raises
+    ------
+    InputError
+        No ``.bval``, or not one b-value per volume.
+    """
+    from mrparotid.data.diffusion import read_bvals
+    from mrparotid.io.files import bval_path
+
+    if path.is_dir():
+        return _dicom_b_images(path, patient, max_gap_slices)
+    volumes = read_image(path, patient=patient, volumes=True)
+    bval = bval_path(path)
+    bvals = read_bvals(bval, patient=patient) if bval.is_file() else None
+    if bvals is None or len(bvals) != len(volumes):
+        raise InputError(f"DWI has {len(volumes)} volume(s) but " + (
+            f"{len(bvals)} b-value(s) in {bval.name}" if bvals else f"no {bval.name} beside it"),
+            patient=patient, path=path,
+            fix=f"write {bval.name} with one b-value (s/mm²) per volume, as dcm2niix does")
+    return dict(zip(bvals, volumes))
 
 
 def _dicom_b_images(folder: Path, patient: str, max_gap_slices: int | None) -> dict:

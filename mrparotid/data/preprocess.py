@@ -18,8 +18,8 @@ from mrparotid.data.crops import (ADC_RANGE, PLANES, crop_box, extract_crops, no
 from mrparotid.data.grid import Study
 from mrparotid.data.labels import label_side_slices
 from mrparotid.data.sides import side_regions
-from mrparotid.errors import InputError
-from mrparotid.io.files import PatientFiles, find_patient_files
+from mrparotid.errors import InputError, MissingSeriesError
+from mrparotid.io.files import PatientFiles, find_patient_files, gives_role
 from mrparotid.io.manifest import PatientCase
 
 TUMOUR_FIX = "contour the tumour (tumour.nii.gz, nonzero = tumour) or use the patient only for diagnosis"
@@ -203,14 +203,20 @@ def load_study(case: PatientCase, *, mode: str = "train", files: PatientFiles | 
     if files is None:
         files = patient_files(case, require_tumour=train, require_gland=require_gland,
                               series=series if train else ("T1",))
-    elif train and "study" not in files.paths and any(
-            r not in files.paths and not (r == "ADC" and "DWI" in files.paths) for r in series):
+    elif train and "study" not in files.paths and not all(gives_role(files.paths, r) for r in series):
         patient_files(case, require_tumour=True, require_gland=True, series=series)   # raises, naming it
     images = read_study_images(files, require_tumour=train, roles_file=roles_file, series=series,
                                require_gland=require_gland, max_gap_slices=max_gap_slices,
                                read_series=read_series)
     study = build_study(files, images, require_gland=require_gland, max_gap_slices=max_gap_slices,
                         series=read_series)
+    unread = [r for r in series if r not in study.series]    # located, yet not readable as that role
+    if unread:
+        raise MissingSeriesError(f"no {unread[0]} could be read" + (
+            ": no ADC map, and the DWI holds no low (b <= 100 s/mm²) b-value to compute it"
+            if unread[0] == "ADC" else ""), role=unread[0], patient=case.patient_id,
+            path=files.paths.get("DWI" if unread[0] == "ADC" else unread[0], case.patient_dir),
+            fix="add the series (for the ADC: the ADC map or the DWI's b = 0 images)")
     if train and (study.tumour is None or not study.tumour.any()):
         raise InputError("tumour mask is empty; a training patient needs one", patient=case.patient_id,
                          path=files.paths.get("tumour", case.patient_dir), fix=TUMOUR_FIX)

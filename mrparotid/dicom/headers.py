@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pydicom
@@ -62,6 +62,9 @@ class Frame:
     rescale: tuple[float, float]
     sop_class_uid: str
     sop_instance_uid: str
+    #: The file's frames do not all share one rescale (an enhanced file): its pixels are then read
+    #: stored and rescaled per frame, whichever of its frames a caller reads (one b-value, one phase).
+    file_rescale_varies: bool = False
 
 
 def read_header(path: Path, *, patient: str | None = None) -> pydicom.Dataset | None:
@@ -183,6 +186,8 @@ def frames_of(ds: pydicom.Dataset, path: Path, *, patient: str | None = None) ->
                   "PixelValueTransformationSequence")]
         geo = _plane_geometry(*groups, where)
         frames.append(Frame(Path(path), i, *geo[:3], shape, geo[3], *sop))
+    if len({f.rescale for f in frames}) > 1:
+        frames = [replace(f, file_rescale_varies=True) for f in frames]
     return frames
 
 

@@ -99,14 +99,15 @@ def read_frames(frames: Sequence[Frame], *, patient: str | None = None) -> np.nd
         (e.g. colour pixels), or rescales to values that are not finite in float32.
     """
     by_file: dict[Path, np.ndarray] = {}
-    per_file: dict[Path, set] = {}
+    rescales: dict[Path, set] = {}
+    varies: dict[Path, bool] = {}       # over ALL the file's frames, not only those asked for
     for f in frames:
-        per_file.setdefault(f.path, set()).add(f.rescale)
+        rescales.setdefault(f.path, set()).add(f.rescale)
+        varies[f.path] = varies.get(f.path, False) or f.file_rescale_varies or len(rescales[f.path]) > 1
     out = np.empty((len(frames),) + frames[0].shape, dtype=np.float32)
     for n, f in enumerate(frames):
         if f.path not in by_file:
-            by_file[f.path] = _read_file(f.path, varying=len(per_file[f.path]) > 1,
-                                         patient=patient)
+            by_file[f.path] = _read_file(f.path, varying=varies[f.path], patient=patient)
         pixels = by_file[f.path]
         if pixels.shape[1:] != f.shape or (f.index or 0) >= len(pixels):
             raise InputError(f"the pixel data (array of shape {pixels.shape}) does not match the "
@@ -114,7 +115,7 @@ def read_frames(frames: Sequence[Frame], *, patient: str | None = None) -> np.nd
                              "Columns, SamplesPerPixel, PhotometricInterpretation, NumberOfFrames)",
                              patient=patient, path=f.path, fix=DAMAGED_FIX)
         with np.errstate(over="ignore", invalid="ignore"):
-            if len(per_file[f.path]) > 1:  # stored values: apply this frame's rescale
+            if varies[f.path]:  # stored values: apply this frame's rescale
                 out[n] = pixels[f.index] * f.rescale[0] + f.rescale[1]
             else:
                 out[n] = pixels[f.index or 0]

@@ -112,9 +112,11 @@ def read_study(patient_dir: Path, patient_id: str, *, roles_file: Path | None = 
                              "or name T1/CE-T1/T2 files")
     infos = discover_headers(headers, roles)
     wanted = tuple(dict.fromkeys(("T1", *series, *read_series)))
+    # the DWI is read for its channel, or for an ADC the study does not give as a map
+    need_dwi = "DWI" in wanted or ("ADC" in wanted and not any(i.role == "ADC" for i in infos))
     groups = select_series(infos, roles, patient=patient_id, patient_dir=patient_dir,
                            required=("T1", *(r for r in series if r != "ADC")),
-                           among=wanted + (("DWI",) if "ADC" in wanted else ()))
+                           among=tuple(r for r in wanted if r != "DWI") + (("DWI",) if need_dwi else ()))
     chosen = {role: group[0] for role, group in groups.items()}
     reader = _SeriesReader(headers, infos, patient_id, patient_dir, max_gap_slices)
     images: dict[str, sitk.Image] = {role: reader.image(i.series_uid) for role, i in chosen.items()

@@ -64,7 +64,8 @@ def t1_files(patient_dir: Path, patient_id: str, t1_path: Path | None, *,
 
     roles = load_roles(Path(roles_file) if roles_file else None)
     infos = discover_headers(scan_folder(Path(patient_dir), recursive=True), roles)
-    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir)
+    chosen = select_roles(infos, roles, patient=patient_id, patient_dir=patient_dir,
+                          required=("T1",), among=("T1",))      # the SEG references the T1 alone
     return list(chosen["T1"].files)
 
 

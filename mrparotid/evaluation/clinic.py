@@ -33,9 +33,11 @@ NO_GLAND = "no_gland_found"
 SEG_KEYS: tuple[str, ...] = ("gland_dice", "tumour_dice", "gland_hd95_mm", "tumour_hd95_mm")
 
 
-def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = None) -> dict:
+def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = None,
+                  record=None) -> dict:
     """One test patient in both settings (see the module docstring): a flat record plus
-    ``sides`` {side: {"tumour", "auto", "found", "false_alarm": bool}}."""
+    ``sides`` {side: {"tumour", "auto", "found", "false_alarm": bool}}. ``record``: the
+    checkpoint's decision record, when the caller has it parsed already."""
     from mrparotid.data.preprocess import load_study
     from mrparotid.inference.masks import resolve_masks
     from mrparotid.inference.missing import read_series
@@ -44,12 +46,15 @@ def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = No
     from mrparotid.segmentation.metrics import patient_scores
 
     from mrparotid.decision.apply import REFER
+    from mrparotid.decision.record import record_of
 
+    if record is None:
+        record = record_of(loaded.meta, loaded.path)
     study = load_study(case, mode="train", roles_file=roles_file, read_series=read_series(loaded))
     given = predict_study(study, loaded, case.diagnosis)
     row = {"patient_id": case.patient_id, "true": case.diagnosis,
            "given_diagnosis": given.decision.diagnosis, "given_slices": len(given.slices),
-           "given_answer": answer_of(given, loaded), "auto_answer": REFER}
+           "given_answer": answer_of(given, record), "auto_answer": REFER}
     try:
         masks = resolve_masks(study, segmenter, use_given=False)
     except InputError as err:          # no gland found: the clinic path stops for this patient
@@ -60,20 +65,22 @@ def score_patient(case, loaded, segmenter, *, roles_file: str | Path | None = No
         auto = predict_study(masks.study, loaded, case.diagnosis)
         auto_gland, auto_tumour = masks.study.gland, masks.study.tumour
         row.update(auto_diagnosis=auto.decision.diagnosis, auto_slices=len(auto.slices),
-                   auto_answer=answer_of(auto, loaded), note="; ".join(masks.warnings))
+                   auto_answer=answer_of(auto, record, masks), note="; ".join(masks.warnings))
     row.update(patient_scores(auto_gland, auto_tumour, study.gland, study.tumour, study.spacing))
     row["sides"] = side_detection(auto_tumour, study.tumour, side_regions(study))
     return row
 
 
-def answer_of(pred, loaded) -> str:
-    """The answer (:mod:`mrparotid.decision.apply`) of one :class:`~mrparotid.inference.procedure.
-    StudyPrediction` under the checkpoint's own decision record, as ``diagnose`` gives it."""
-    from mrparotid.decision.apply import apply_decision
-    from mrparotid.decision.record import record_of
+def answer_of(pred, record, masks=None) -> str:
+    """The answer of one :class:`~mrparotid.inference.procedure.StudyPrediction` under the
+    checkpoint's decision ``record``, as ``diagnose`` gives it: ``refer`` too where the automatic
+    ``masks`` come from a segmenter that is not trusted
+    (:func:`mrparotid.inference.answer.trusted_answer`)."""
+    from mrparotid.inference.answer import trusted_answer
 
     tumour = pred.slices.tumour_on_slices if pred.tumour_known else None
-    return apply_decision(pred.probs, tumour, record_of(loaded.meta, loaded.path), pred.decision.diagnosis).answer
+    study = masks.study if masks is not None else None
+    return trusted_answer(pred.probs, tumour, record, pred.decision.diagnosis, masks, study)["answer"]
 
 
 def answer_summary(rows: list[dict]) -> dict:
@@ -119,7 +126,10 @@ def score_clinic(checkpoint: str | Path, segmenter, manifest: str | Path, *, spl
         raise ManifestError(f"the run has no {split} patients", path=mf.path,
                             fix="choose another --split, or re-run fit with test patients")
     by_id = mf.by_id()
-    rows = [score_patient(by_id[pid], loaded, segmenter, roles_file=roles_file)
+    from mrparotid.decision.record import record_of
+
+    record = record_of(loaded.meta, loaded.path)            # parsed once for every patient
+    rows = [score_patient(by_id[pid], loaded, segmenter, roles_file=roles_file, record=record)
             for pid in progress_bar(ids, desc="clinic path", unit="patient", enabled=progress)]
     seg = segmenter.loaded()
     synthetic = bool(mf.synthetic or loaded.meta.get("synthetic") or getattr(seg, "synthetic", False))

@@ -29,6 +29,24 @@ def headline(answer: dict, rule: str) -> str:
     return text
 
 
+def trusted_answer(probs, tumour_slices, record, rule: str, masks, study,
+                   decision_cfg: dict | None = None) -> dict:
+    """The record's answer (:func:`apply_decision`, as a dict) made ``refer`` where the automatic
+    masks (``masks``: :class:`~mrparotid.inference.masks.StudyMasks` or None) are not trusted
+    (:func:`mrparotid.inference.trust.segmenter_reasons`, floors from ``decision_cfg`` or the
+    defaults): the one answer ``diagnose`` and the clinic scoring give."""
+    a = apply_decision(probs, tumour_slices, record, rule).to_dict()
+    if masks is not None and masks.automatic and masks.segmenter_path is not None:
+        dc = {**DEFAULTS, **(decision_cfg or {})}
+        floors = {"gland": dc["min_seg_dice_gland"], "tumour": dc["min_seg_dice_tumour"]}
+        why = segmenter_reasons(masks.segmenter_path, floors,
+                                study.gland if masks.source.get("gland") == "auto" else None,
+                                tuple(study.spacing))
+        if why:
+            a.update(answer=REFER, reason="automatic masks not reliable: " + "; ".join(why))
+    return a
+
+
 def answer_report(evidence, loaded, tumour_slices, decision_cfg: dict | None = None) -> dict:
     """The report's answer keys: ``answer``, ``answer_reason``, ``headline``, ``p_malignant``,
     ``decision`` (operating point text, validation counts, temperature, aggregation, which record
@@ -36,17 +54,9 @@ def answer_report(evidence, loaded, tumour_slices, decision_cfg: dict | None = N
     meta = loaded.meta
     record = record_of(meta, loaded.path)
     rule = evidence.decision.diagnosis
-    a = apply_decision(evidence.probs, tumour_slices, record, rule).to_dict()
+    a = trusted_answer(evidence.probs, tumour_slices, record, rule, evidence.masks, evidence.study,
+                       decision_cfg)
     notes = []
-    masks = evidence.masks
-    if masks is not None and masks.automatic and masks.segmenter_path is not None:
-        dc = {**DEFAULTS, **(decision_cfg or {})}
-        floors = {"gland": dc["min_seg_dice_gland"], "tumour": dc["min_seg_dice_tumour"]}
-        why = segmenter_reasons(masks.segmenter_path, floors,
-                                evidence.study.gland if masks.source.get("gland") == "auto" else None,
-                                tuple(evidence.study.spacing))
-        if why:
-            a.update(answer=REFER, reason="automatic masks not reliable: " + "; ".join(why))
     trained = training_note(evidence.case.patient_id, meta)
     if trained:
         notes.append(trained)

@@ -5,6 +5,7 @@ did not train or validate the classifier. Each check gives a reason (the answer 
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -17,14 +18,25 @@ GLAND_VOLUME_MM3 = (2_000.0, 120_000.0)
 
 def segmenter_validation_dice(segmenter_path: str | Path) -> dict | None:
     """The segmenter run's validation Dice ``{gland, tumour}`` from its ``summary.json`` (beside
-    ``checkpoints/``); None when it has none."""
-    run = Path(segmenter_path).resolve().parent.parent
+    ``checkpoints/``); None when it has none. Read once per version of the file, not per patient."""
+    summary = Path(segmenter_path).resolve().parent.parent / "summary.json"
     try:
-        val = json.loads((run / "summary.json").read_text(encoding="utf-8")).get("val") or {}
+        stamp = summary.stat().st_mtime_ns
+    except OSError:
+        return None
+    found = _dice_of(str(summary), stamp)
+    return dict(found) if found is not None else None
+
+
+@functools.lru_cache(maxsize=8)
+def _dice_of(summary: str, stamp: int) -> tuple | None:
+    """``(("gland", d), ("tumour", d))`` of one version (``stamp``: mtime) of a ``summary.json``."""
+    try:
+        val = json.loads(Path(summary).read_text(encoding="utf-8")).get("val") or {}
     except (OSError, ValueError, AttributeError):
         return None
     out = {k: val.get(f"{k}_dice") for k in ("gland", "tumour")}
-    return out if all(isinstance(v, (int, float)) for v in out.values()) else None
+    return tuple(out.items()) if all(isinstance(v, (int, float)) for v in out.values()) else None
 
 
 def segmenter_reasons(segmenter_path: str | Path, floors: dict, gland: np.ndarray | None,

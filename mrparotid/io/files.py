@@ -91,6 +91,12 @@ def _mhd_data_file(path: Path) -> list[Path]:
     return []
 
 
+def gives_role(paths, role: str) -> bool:
+    """Whether located entries (role → path(s)) give ``role``: its own entry, or for the ADC a
+    DWI to compute it from (:func:`mrparotid.data.diffusion.adc_from_dwi`)."""
+    return role in paths or (role == "ADC" and "DWI" in paths)
+
+
 def bval_path(path: Path) -> Path:
     """The ``.bval`` file beside a diffusion image (``DWI.nii.gz`` → ``DWI.bval``)."""
     stem = _strip_suffix(path.name) or path.name
@@ -195,7 +201,7 @@ def find_patient_files(patient_dir: Path, patient_id: str | None = None, *,
     required = (["T1"] + [r for r in series if r != "T1"] + (["gland"] if require_gland else [])
                 + (["tumour"] if require_tumour else []))
     for role in required:
-        if role not in found and not (role == "ADC" and "DWI" in found):   # an ADC comes from a DWI too
+        if not gives_role(found, role):
             seen = _listing(entries)
             what = "mask" if role in MASK_ROLES else "series"
             where = dict(patient=pid, path=patient_dir,
@@ -249,6 +255,7 @@ def read_image(path: Path, *, patient: str | None = None,
                              fix="re-export it (the file may be truncated or not an image)") from None
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
+    _check_finite(image, path, patient)          # once per file, every volume of a 4-D image at once
     if volumes:
         parts = ([image[:, :, :, i] for i in range(image.GetSize()[3])]
                  if image.GetDimension() == 4 and image.GetNumberOfComponentsPerPixel() == 1 else [image])
@@ -257,21 +264,23 @@ def read_image(path: Path, *, patient: str | None = None,
 
 
 def _checked(image: sitk.Image, path: Path, patient: str | None) -> sitk.Image:
-    """``image`` as float32 after the checks of :func:`read_image` (3-D scalar, geometry, finite)."""
+    """``image`` as float32 after the per-volume checks of :func:`read_image` (3-D scalar, geometry)."""
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"expected a 3-D scalar volume, got {image.GetDimension()}-D with "
                          f"{image.GetNumberOfComponentsPerPixel()} component(s)", patient=patient,
                          path=path, fix="export a single 3-D volume per series")
     _check_geometry(image, path, patient)
-    image = sitk.Cast(image, sitk.sitkFloat32)
-    values = sitk.GetArrayViewFromImage(image)
-    # ITK's NIfTI reader zero-fills a truncated file and reads NaN as 0: check with nibabel
-    n_bad = _nifti_non_finite(path, patient) if path.name.lower().endswith((".nii", ".nii.gz")) \
-        else int((~np.isfinite(values)).sum())
+    return sitk.Cast(image, sitk.sitkFloat32)
+
+
+def _check_finite(image: sitk.Image, path: Path, patient: str | None) -> None:
+    """InputError for NaN/inf voxels. ITK's NIfTI reader zero-fills a truncated file and reads NaN
+    as 0, so a NIfTI file is checked as stored, with nibabel."""
+    n_bad = (_nifti_non_finite(path, patient) if path.name.lower().endswith((".nii", ".nii.gz"))
+             else int((~np.isfinite(sitk.GetArrayViewFromImage(image))).sum()))
     if n_bad:
         raise InputError(f"{n_bad} non-finite voxel value(s) (NaN/inf)", patient=patient, path=path,
                          fix="re-export the series; NaN/inf are not valid MR intensities")
-    return image
 
 
 def _check_geometry(image: sitk.Image, path: Path, patient: str | None) -> None:

@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mrparotid.config import SERIES_MASK_CHOICES
-from mrparotid.constants import CHANNELS, CLASSES, SERIES
+from mrparotid.constants import CHANNELS, CLASSES, SERIES, SERIES_MASK_CHOICES
 from mrparotid.errors import CheckpointError
 
 CLASSIFIER_FORMAT = "mrparotid-checkpoint-1"

@@ -16,11 +16,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from mrparotid.constants import PAPER_SERIES
 from mrparotid.errors import InputError
 from mrparotid.io.atomic import write_json
 from mrparotid.serve.queue import RESULTS_TMP
-
-SERIES_ROLES = ("T1", "CE-T1", "T2")
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def job_record(job: Path) -> dict:
 
 
 def arrange(job: Path, roles_file: str | Path | None,
-            among: tuple[str, ...] = SERIES_ROLES) -> tuple[Path, dict[str, int]]:
+            among: tuple[str, ...] = PAPER_SERIES) -> tuple[Path, dict[str, int]]:
     """Hard-link the instances into ``job/patient/<role>/``; returns the folder and the number of
     instances per role. ``among``: the roles linked (the classifier's series, :func:`read_series`);
     a DWI acquired as one series per b-value has all of them linked into ``DWI/``. A role with no

@@ -92,3 +92,18 @@ def choose_decision(run_dir: str | Path, cfg: dict, chosen: Path, others: list[P
     print(f"decision ({chosen.name}): temperature {record.temperature:.3f}, p(malignant) = "
           f"{record.aggregation.replace('_', '-')} over tumour slices; {record.operating_point()}")
     return record.to_dict()
+
+
+def run_record(summary: dict):
+    """The decision record a finished run's ``best.ckpt`` carries, from the run's summary (written
+    with the checkpoint by :func:`choose_decision`), without loading the network again; from the
+    checkpoint only for a summary that predates the record."""
+    from mrparotid.decision.record import DecisionRecord, record_of
+
+    best = Path(summary["best_checkpoint"])
+    if summary.get("decision"):
+        return DecisionRecord.from_dict(summary["decision"], best)
+    from mrparotid.models.checkpoint import load_checkpoint
+
+    return record_of(load_checkpoint(best).meta, best)
+

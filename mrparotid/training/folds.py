@@ -20,9 +20,8 @@ def run_folds(cfg: dict, folds: list[dict], manifest_path: Path, root: Path, *, 
     chosen on that fold's validation only), "fold_metrics" (each fold's metrics.json)}``."""
     import pandas as pd
 
-    from mrparotid.decision.record import record_of
     from mrparotid.evaluation.predictions import read_predictions
-    from mrparotid.models.checkpoint import load_checkpoint
+    from mrparotid.training.decision import run_record
 
     summaries, frames, records, fold_metrics = [], [], {}, []
     for i, splits in enumerate(folds):
@@ -31,8 +30,7 @@ def run_folds(cfg: dict, folds: list[dict], manifest_path: Path, root: Path, *, 
                 progress=progress, evaluate=True, overwrite=overwrite, resume=resume)
         summaries.append(s)
         frames.append(read_predictions(fold_dir / "predictions_test.csv"))
-        best = Path(s["best_checkpoint"])
-        record = record_of(load_checkpoint(best).meta, best)
+        record = run_record(s)             # chosen on this fold's validation only
         records.update({pid: record for pid in splits["test"]})
         fold_metrics.append(json.loads((fold_dir / "evaluation" / "metrics.json").read_text(encoding="utf-8")))
     return {"summaries": summaries, "predictions": pd.concat(frames, ignore_index=True),

@@ -140,12 +140,10 @@ def ablate_missing(cfg: dict, *, manifest: str | Path | None = None, out_dir: st
              "dedicated": dedicated[s], "dropout": preds[channel_name(s)]}
             for s in sorted(subsets, key=lambda s: (-len(s), subsets.index(s)))]
     table = missing_table(rows, out_root, synthetic=mf.synthetic, dropout_rate=rate)
-    from mrparotid.decision.record import record_of
     from mrparotid.evaluation.missing import subset_answers, subset_answers_markdown
-    from mrparotid.models.checkpoint import load_checkpoint
+    from mrparotid.training.decision import run_record
 
-    answers = subset_answers(preds, record_of(load_checkpoint(best).meta, best),
-                             int(cfg["rule"]["malignant_min_slices"]))
+    answers = subset_answers(preds, run_record(summary), int(cfg["rule"]["malignant_min_slices"]))
     report = out_root / "missing.md"
     write_text(report, report.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + subset_answers_markdown(answers))
     result = {"series_dropout": rate, "mask": mask, "splits": splits, "synthetic": mf.synthetic,

@@ -28,6 +28,15 @@ class PatientValidation(pl.Callback):
         self._probs: list[torch.Tensor] = []
         self.history: list[float] = []
 
+    def state_dict(self) -> dict:
+        """``history`` goes into every checkpoint, so a resumed run keeps the epochs before it
+        (the curve, and the chosen epoch :func:`mrparotid.training.selection.add_validation_curve`
+        reads from it, stay those of ``best.ckpt``)."""
+        return {"history": [None if v is None else float(v) for v in self.history]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
+
     def on_validation_epoch_start(self, trainer, pl_module) -> None:
         self._probs = []
 

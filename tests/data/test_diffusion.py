@@ -113,3 +113,17 @@ def test_the_crops_of_extra_series_get_their_own_cache_key_and_record():
     assert "series" not in preprocess_config(_cfg("T1,CE-T1,T2,mask"))
     assert preprocess_config(_cfg())["series"] == ["T1", "CE-T1", "T2", "ADC"]
     assert preprocess_config(_cfg())["adc_range"] == [0.0, 3.0]
+
+
+def test_a_dwi_without_a_low_b_and_no_adc_map_is_refused_never_a_blank_adc(tmp_path):
+    """The ADC is required, the folder has a DWI, but of b = 1000 alone: no ADC can be computed,
+    so the patient is refused naming the ADC (before, its ADC plane was silently all zero)."""
+    import SimpleITK as sitk
+
+    d = write_diffusion_patient(tmp_path / "P001", adc_scale=None)
+    dwi = sitk.ReadImage(str(d / "DWI.nii.gz"))
+    sitk.WriteImage(dwi[:, :, :, 1], str(d / "DWI.nii.gz"))
+    (d / "DWI.bval").write_text("1000\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        prepare_patient(PatientCase("P001", "warthin", d), _cfg())
+    assert "ADC" in str(err.value) and "b-value" in str(err.value) and "\n" not in str(err.value)

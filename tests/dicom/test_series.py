@@ -213,6 +213,23 @@ def test_enhanced_rescale_that_varies_per_frame(real_dicom, tmp_path):
     np.testing.assert_allclose(sitk.GetArrayFromImage(image), expected, rtol=1e-6)
 
 
+def test_a_part_of_an_enhanced_file_is_rescaled_as_in_the_whole_file(real_dicom, tmp_path):
+    """One b-value or one DCE phase is a subset of an enhanced file's frames with one rescale:
+    read alone, it keeps the values it has in the whole file (the file's rescale varies, so GDCM,
+    which applies the first frame's to all, must not read it)."""
+    from mrparotid.dicom.headers import frames_of
+    from mrparotid.dicom.series import read_frames
+
+    def two_slopes(ds):
+        for k, frame in enumerate(ds.PerFrameFunctionalGroupsSequence):
+            frame.PixelValueTransformationSequence[0].RescaleSlope = "1.0" if k < 12 else "2.0"
+    _, _, ds = _enhanced_copy(real_dicom, tmp_path, two_slopes)
+    frames = frames_of(ds, tmp_path / "enh" / "frames.dcm")
+    whole = read_frames(frames)
+    np.testing.assert_array_equal(read_frames(frames[12:]), whole[12:])
+    np.testing.assert_array_equal(read_frames(frames[:12]), whole[:12])
+
+
 def test_localizer_and_non_image_objects_get_no_role(real_dicom, tmp_path):
     folder = tmp_path / "study"
     files = image_files(real_dicom["philips_t1_ffe_ax_classic"])

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from dicom_diffusion import S0, SIEMENS_TRACE, disc, sorted_slices, write_dwi, write_phases
+from dicom_diffusion import S0, SIEMENS_TRACE, disc, sorted_slices, write_adc, write_dwi, write_phases
 from dicom_fixtures import copy_series, ellipsoid, image_files, materialize_all
 
 from mrparotid.cli.main import main
@@ -164,3 +164,35 @@ def test_a_named_dwi_folder_of_one_series_per_b_value_reads_by_its_headers(real_
     assert sorted(images) == ["ADC", "DWI", "T1"]
     centre = sitk.GetArrayFromImage(images["ADC"])[:, 128, 128]
     assert centre == pytest.approx(math.log(S0 / round(S0 * math.exp(-1.5))), abs=1e-4)
+
+
+def test_an_adc_map_is_read_without_touching_the_dwi(real_dicom, tmp_path):
+    """With an ADC map in the study and no DWI channel wanted, the DWI series are never read: two
+    DWI series sharing b = 1000 (ambiguous) do not stop it."""
+    files = sorted_slices(image_files(real_dicom[BASE]), 6)
+    folder = tmp_path / "P5"
+    copy_series(files, folder / "s03", description="T1W_SE", series_number=3)
+    write_adc(files, folder / "s30", 1500.0)
+    write_dwi(files, folder / "s20", (0, 1000), "philips", description="DWI_SSh", series_number=20)
+    write_dwi(files, folder / "s40", (1000,), "philips", description="DWI_SSh", series_number=40)
+    images = load_study(folder, "P5", require_gland=False, series=("T1", "ADC"), read_series=("T1", "ADC"))
+    assert sorted(images) == ["ADC", "T1"]
+    assert sitk.GetArrayFromImage(images["ADC"])[:, 128, 128] == pytest.approx(1.5)
+
+
+def test_convert_writes_a_named_dwi_folder_of_one_series_per_b_value(real_dicom, tmp_path):
+    """``convert`` reads a named-layout ``DWI/`` DICOM folder as the pipeline does (by headers)."""
+    files = sorted_slices(image_files(real_dicom[BASE]), 6)
+    folder = tmp_path / "P6"
+    copy_series(files, folder / "T1", description="T1W_SE", series_number=3)
+    copy_series(files, folder / "CE-T1", description="T1W_SE_GD", series_number=4, contrast_agent="Gd")
+    copy_series(files, folder / "T2", description="T2W_TSE", series_number=5)
+    t1 = read_series_files(sorted((folder / "T1").iterdir()))
+    gland = sitk.GetImageFromArray(ellipsoid(t1, [-40, 0, 0], [18, 25, 12]).astype(np.uint8))
+    gland.CopyInformation(t1)
+    sitk.WriteImage(gland, str(folder / "parotid.nii.gz"))
+    write_dwi(files, folder / "DWI", (0, 1000), "philips", one_series=False, description="DWI_SSh")
+    out = tmp_path / "out"
+    assert main(["convert", str(folder), str(out)]) == 0
+    assert (out / "DWI.bval").read_text(encoding="utf-8").split() == ["0", "1000"]
+    assert (out / "ADC.nii.gz").is_file()

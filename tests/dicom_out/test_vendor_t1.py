@@ -69,3 +69,19 @@ def test_seg_and_sr_on_a_vendor_t1(name, tmp_path_factory, tmp_path):
     assert {s.SegmentAlgorithmType for s in seg.SegmentSequence} == {"MANUAL"}     # given contours
     assert "SYNTHETIC" not in seg.SeriesDescription                               # real data
     assert dciodvfy_errors(result.seg) == [] and dciodvfy_errors(result.sr) == []
+
+
+
+def test_the_t1_of_a_study_with_no_ce_t1_and_two_t2_is_found(tmp_path, tmp_path_factory):
+    """A SEG references the T1 alone: a study folder without CE-T1 and with two T2 series (a
+    study the classifier may read with a series-dropout model) still gives its T1's files."""
+    from dicom_fixtures import copy_series
+
+    from mrparotid.dicom_out.source import t1_files
+
+    files = image_files(materialize_all(tmp_path_factory)["philips_t1_ffe_ax_classic"])
+    study = tmp_path / "study"
+    t1 = copy_series(files, study / "s3", description="T1W_SE", series_number=3)
+    copy_series(files, study / "s5", description="T2W_TSE", series_number=5)
+    copy_series(files, study / "s6", description="T2W_TSE 2", series_number=6)
+    assert sorted(p.name for p in t1_files(study, "P1", None)) == sorted(p.name for p in t1)

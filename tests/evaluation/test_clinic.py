@@ -209,3 +209,24 @@ def test_evaluate_refuses_a_segmenter_that_trained_on_the_test_patients(tmp_path
     assert "--allow-overlap" in err and not (tmp_path / "eval" / "report.md").exists()
     assert main(argv + ["--allow-overlap"]) == 0
     assert "WARNING: the segmenter trained or validated on 1" in capsys.readouterr().err
+
+
+def test_the_automatic_answer_is_refer_where_diagnose_would_not_trust_the_segmenter(tmp_path, monkeypatch):
+    """The clinic scores the answer ``diagnose`` gives: masks from a segmenter below its Dice
+    floor make it ``refer``, while the same predictions on drawn contours are answered."""
+    import json
+
+    import mrparotid.inference.answer as answer
+    from mrparotid.decision.apply import Answer
+
+    monkeypatch.setattr(answer, "apply_decision", lambda probs, tumour, record, rule: Answer(
+        "malignant", "", 0.9, "tumour mask", 3, rule))          # a record that answers every patient
+    arrays = patient_arrays()
+    manifest = write_cohort(tmp_path, [("Q", "malignant", {"arrays": arrays})])
+    _, loaded = tiny_checkpoint(tmp_path / "m.ckpt")
+    run = tmp_path / "seg"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"val": {"gland_dice": 0.3, "tumour_dice": 0.2}}))
+    weak = FakeSegmenter(arrays["gland"], arrays["tumour"], path=str(run / "checkpoints" / "best.ckpt"))
+    row = score_patient(read_manifest(manifest).cases[0], loaded, weak)
+    assert row["given_answer"] == "malignant" and row["auto_answer"] == "refer"

@@ -110,6 +110,19 @@ def test_resume_gives_the_uninterrupted_weights(killed, uninterrupted, cohort, p
     assert "nothing to resume" in capsys.readouterr().out
 
 
+def test_a_resumed_run_keeps_the_validation_curve_of_its_first_epochs(killed, uninterrupted, cohort, precision):
+    """The patient-level validation figure of the epochs before the kill travels in the checkpoint:
+    the resumed run's curve (and so its chosen epoch) is the uninterrupted run's. Runs after
+    test_resume_gives_the_uninterrupted_weights, which resumes ``killed``."""
+    if not (killed / "summary.json").is_file():
+        assert main(["fit", "--resume", str(killed), "-q"]) == 0
+    resumed = json.loads((killed / "summary.json").read_text(encoding="utf-8"))
+    whole = json.loads((cohort[0] / f"whole-{precision}" / "summary.json").read_text(encoding="utf-8"))
+    curve = resumed["validation_curve"]["val/patient_log_loss"]
+    assert None not in curve
+    assert curve == pytest.approx(whole["validation_curve"]["val/patient_log_loss"], abs=1e-6)
+
+
 def test_same_seed_same_predictions(cohort, uninterrupted, precision):
     root, manifest = cohort
     again = fit(load_config(None, tiny(precision)), manifest=manifest, out_dir=root / f"again-{precision}",
